@@ -1,0 +1,167 @@
+"""The SM3 step in plain TensorFlow ops: the XLA/TPU path and the fallback of the fused kernels.
+
+One step for one variable, dense or sparse, written as small functions that each do one thing
+(optax style). Both optimizers call `dense_update` / `sparse_update`; the fused kernels implement
+exactly the same contract, so tests run every path on the same inputs.
+
+Notation, for a gradient g of a parameter w with covers acc_1..acc_p (see `covers.py`):
+
+  SM3-II:  nu    = beta_2 * min_i acc_i + w_new * g^2
+           acc_i <- max of nu over all axes but i
+  SM3-I:   acc_i <- beta_2 * acc_i + w_new * max of g^2 over all axes but i
+           nu    = min_i acc_i
+  p        = g / sqrt(nu + epsilon)        (p = 0 where nu + epsilon == 0, the paper's 0/0 = 0)
+  buf     <- momentum * buf + (1 - momentum) * p ;  w <- w - lr * buf
+           (no buffer when momentum == 0: w <- w - lr * p)
+
+where w_new = 1 for running sums (beta_2 == 1) and 1 - beta_2 otherwise. Rank-0/1 parameters keep
+one accumulator per element, for which both variants are diagonal Adagrad.
+
+Arithmetic is float32 (float64 for float64 variables) whatever the variable's dtype; accumulators
+are stored in that type, the momentum buffer in its own dtype.
+
+Everything here is XLA-compilable: no host work, no data-dependent shapes (the sparse path sorts
+instead of calling `tf.unique`).
+"""
+
+import tensorflow as tf
+
+from sm3_tf import covers
+
+
+def compute_dtype(dtype):
+  """The arithmetic type for a variable of `dtype`: float64 stays, everything else is float32."""
+  return tf.float64 if tf.as_dtype(dtype) == tf.float64 else tf.float32
+
+
+def min_of_covers(accumulator_values, rank):
+  """min_i acc_i, broadcast to the parameter's rank (rank-0/1: the accumulator itself)."""
+  if rank < 2:
+    return accumulator_values[0]
+  smallest = covers.broadcast_along(accumulator_values[0], 0, rank)
+  for axis, value in enumerate(accumulator_values[1:], start=1):
+    smallest = tf.minimum(smallest, covers.broadcast_along(value, axis, rank))
+  return smallest
+
+
+def max_over_other_axes(x, rank):
+  """[max of x over all axes but i for each axis i]: what each cover keeps of x."""
+  if rank < 2:
+    return [x]
+  return [tf.reduce_max(x, axis=covers.other_axes(axis, rank)) for axis in range(rank)]
+
+
+def second_moments(g, accumulator_values, config, rows_only=False):
+  """Returns (nu, new accumulator values) for gradient `g` under `config`.
+
+  Args:
+    g: the gradient (full, or the touched rows for a sparse step), in compute dtype.
+    accumulator_values: current covers; for a sparse step the axis-0 cover holds only the rows.
+    config: a `StepConfig`.
+    rows_only: sparse step. SM3-I then reads the other axes' covers as they are, because only the
+      axis-0 cover is written.
+  """
+  rank = len(g.shape)
+  beta_2, new_weight = config.beta_2, config.new_sample_weight
+  squared = tf.square(g)
+  if config.variant == "II" or rank < 2:
+    nu = _decay(min_of_covers(accumulator_values, rank), beta_2) + new_weight * squared
+    return nu, max_over_other_axes(nu, rank)
+  new_values = [_decay(value, beta_2) + new_weight * update
+                for value, update in zip(accumulator_values, max_over_other_axes(squared, rank))]
+  readable = new_values[:1] + (accumulator_values[1:] if rows_only else new_values[1:])
+  nu = min_of_covers(readable, rank) * tf.ones_like(g)
+  return nu, new_values
+
+
+def _decay(value, beta_2):
+  return value if beta_2 == 1.0 else beta_2 * value
+
+
+def precondition(g, nu, epsilon):
+  """p = g / sqrt(nu + epsilon), defined as 0 where nu + epsilon == 0."""
+  denominator = nu + epsilon if epsilon else nu
+  return tf.where(denominator > 0, g * tf.math.rsqrt(denominator), tf.zeros_like(g))
+
+
+def momentum_step(p, buffer_value, momentum):
+  """buf <- momentum * buf + (1 - momentum) * p, in the compute dtype of `p`."""
+  momentum = tf.cast(momentum, p.dtype)
+  return momentum * tf.cast(buffer_value, p.dtype) + (1.0 - momentum) * p
+
+
+def _read(variable, dtype):
+  return tf.cast(variable.read_value() if hasattr(variable, "read_value") else variable, dtype)
+
+
+def dense_update(var, grad, accumulators, momentum_buffer, lr, config):
+  """One SM3 step on `var` in place with a dense gradient.
+
+  Args:
+    var: the `tf.Variable` to train (float32/float16/bfloat16/float64).
+    grad: its gradient, a dense tensor of the same shape.
+    accumulators: the covers, `tf.Variable`s shaped as `covers.accumulator_shapes(var.shape)`.
+    momentum_buffer: a `tf.Variable` shaped as `var`, or None when momentum == 0.
+    lr: the learning rate (scalar tensor or number).
+    config: a `StepConfig`.
+
+  Returns:
+    The op (graph mode) or None (eager) of the last assignment.
+  """
+  dtype = compute_dtype(var.dtype)
+  g = tf.cast(grad, dtype)
+  nu, new_values = second_moments(g, [_read(a, dtype) for a in accumulators], config)
+  for accumulator, value in zip(accumulators, new_values):
+    accumulator.assign(tf.cast(value, accumulator.dtype))
+  step = precondition(g, nu, config.epsilon)
+  if momentum_buffer is not None:
+    step = momentum_step(step, momentum_buffer.read_value(), config.momentum)
+    momentum_buffer.assign(tf.cast(step, momentum_buffer.dtype))
+  step = tf.cast(lr, dtype) * step
+  if var.dtype == dtype:
+    return var.assign_sub(step)
+  # Low-precision variables: subtract in float32 and round once.
+  return var.assign(tf.cast(_read(var, dtype) - step, var.dtype))
+
+
+def sum_duplicate_rows(values, indices):
+  """Sums the rows of an IndexedSlices that share an index, keeping one entry per original index.
+
+  Every occurrence of a row index carries the total of its duplicates, so the step computed for
+  each occurrence is identical and a scatter that writes duplicates writes the same value. This
+  keeps static shapes for XLA (no `tf.unique`) and never densifies to the variable's shape.
+
+  Returns:
+    (rows, summed): sorted row indices (with repeats) and their summed gradient rows.
+  """
+  order = tf.argsort(indices, stable=True)
+  rows = tf.gather(indices, order)
+  sorted_values = tf.gather(values, order)
+  starts = tf.concat([tf.ones_like(rows[:1], tf.int32),
+                      tf.cast(rows[1:] != rows[:-1], tf.int32)], axis=0)
+  segment = tf.cumsum(starts) - 1
+  totals = tf.math.unsorted_segment_sum(sorted_values, segment, tf.shape(rows)[0])
+  return rows, tf.gather(totals, segment)
+
+
+def sparse_update(var, grad_values, grad_indices, accumulators, momentum_buffer, lr, config):
+  """One SM3 step on the rows of `var` named by `grad_indices` (duplicates are summed).
+
+  Only the touched rows of `var`, of the axis-0 accumulator and of the momentum buffer are read and
+  written (lazy momentum); the other axes' accumulators are read, never written, as in the authors'
+  implementation. Arguments as in `dense_update`, with the gradient given as rows `grad_values`
+  (shape [k] + var.shape[1:]) at axis-0 `grad_indices` (shape [k]).
+  """
+  dtype = compute_dtype(var.dtype)
+  rows, g = sum_duplicate_rows(tf.cast(grad_values, dtype), grad_indices)
+  current = [tf.cast(tf.gather(accumulators[0], rows), dtype)]
+  current += [_read(a, dtype) for a in accumulators[1:]]
+  nu, new_values = second_moments(g, current, config, rows_only=True)
+  accumulators[0].scatter_update(
+      tf.IndexedSlices(tf.cast(new_values[0], accumulators[0].dtype), rows))
+  step = precondition(g, nu, config.epsilon)
+  if momentum_buffer is not None:
+    step = momentum_step(step, tf.gather(momentum_buffer, rows), config.momentum)
+    momentum_buffer.scatter_update(tf.IndexedSlices(tf.cast(step, momentum_buffer.dtype), rows))
+  new_rows = tf.cast(tf.gather(var, rows), dtype) - tf.cast(lr, dtype) * step
+  return var.scatter_update(tf.IndexedSlices(tf.cast(new_rows, var.dtype), rows))

@@ -1,0 +1,162 @@
+"""Independent float64 numpy reference of SM3, written from the paper's equations.
+
+Anil, Gupta, Koren, Singer, "Memory-Efficient Adaptive Optimization", NeurIPS 2019
+(arXiv:1901.11150), Algorithms SM3-I and SM3-II, with the options this project adds:
+
+  covers   rank >= 2: one accumulator vector per axis, acc_i of shape (d_i,);
+           rank 0/1: one accumulator entry per element (diagonal Adagrad).
+  SM3-II   nu    = beta_2 * min_i acc_i[broadcast] + (1 - beta_2') * g^2
+           acc_i = max of nu over every axis but i
+  SM3-I    acc_i = beta_2 * acc_i + (1 - beta_2') * max of g^2 over every axis but i
+           nu    = min_i acc_i[broadcast]
+           (beta_2' is 0 when beta_2 == 1: plain running sums, as in the paper)
+  p        = g / sqrt(nu + epsilon), and 0 where nu + epsilon == 0
+  momentum buf = momentum * buf + (1 - momentum) * p;  w = w - lr * buf
+           (momentum == 0: w = w - lr * p)
+  sparse   rows of axis 0 only: rows of w, of acc_0 and of buf; other accumulators are read, not written.
+
+This module never imports sm3_tf: it is what the code under test is checked against.
+"""
+
+import ml_dtypes
+import numpy as np
+
+
+def cover_shapes(shape):
+  """The accumulator shapes SM3 keeps for a parameter of `shape`."""
+  shape = tuple(int(d) for d in shape)
+  if len(shape) < 2:
+    return [shape]
+  return [(d,) for d in shape]
+
+
+def _broadcast(vector, axis, rank):
+  shape = [1] * rank
+  shape[axis] = -1
+  return vector.reshape(shape)
+
+
+def _max_over_all_axes_but(x, axis):
+  other_axes = tuple(a for a in range(x.ndim) if a != axis)
+  return np.max(x, axis=other_axes) if other_axes else x
+
+
+def _round_to(x, dtype):
+  """Rounds float64 values to `dtype` storage and back (None: float32 storage)."""
+  if dtype is None or dtype == "float32":
+    return x.astype(np.float32).astype(np.float64)
+  if dtype == "bfloat16":
+    return x.astype(np.float32).astype(ml_dtypes.bfloat16).astype(np.float64)
+  if dtype == "float16":
+    return x.astype(np.float16).astype(np.float64)
+  raise ValueError(dtype)
+
+
+class SM3Reference:
+  """Float64 SM3 state for one parameter; `step`/`sparse_step` return the new weights.
+
+  Args:
+    shape: the parameter's shape.
+    variant: "II" or "I".
+    momentum: in [0, 1); 0 keeps no buffer.
+    beta_2: 1.0 for running sums/maxima, below 1 for the exponential moving average.
+    epsilon: added to nu under the square root.
+    momentum_dtype: None (float32 storage, like the parameter) or "bfloat16": the buffer is stored
+      rounded to that type after each step while the arithmetic stays in high precision.
+    param_dtype: storage type of the weights ("float32", "float16", "bfloat16").
+  """
+
+  def __init__(self, shape, variant="II", momentum=0.0, beta_2=1.0, epsilon=0.0,
+               momentum_dtype=None, param_dtype="float32"):
+    self.shape = tuple(shape)
+    self.variant = variant
+    self.momentum = momentum
+    self.beta_2 = beta_2
+    self.epsilon = epsilon
+    self.momentum_dtype = momentum_dtype
+    self.param_dtype = param_dtype
+    self.accumulators = [np.zeros(s, np.float64) for s in cover_shapes(shape)]
+    self.buffer = np.zeros(self.shape, np.float64) if momentum else None
+
+  @property
+  def _new_weight(self):
+    return 1.0 - self.beta_2 if self.beta_2 < 1.0 else 1.0
+
+  def _precondition(self, g, nu):
+    denominator = nu + self.epsilon
+    safe = np.where(denominator > 0, denominator, 1.0)
+    return np.where(denominator > 0, g / np.sqrt(safe), 0.0)
+
+  def _nu_and_new_accumulators(self, g, accumulators, rows_only=False):
+    """Returns nu and the new accumulators for gradient `g` (full or rows) and current covers.
+
+    With `rows_only` (sparse), SM3-I reads the other axes' accumulators as they were, since only
+    axis 0 is written.
+    """
+    rank = g.ndim
+    if len(self.shape) < 2:
+      (acc,) = accumulators
+      new = self.beta_2 * acc + self._new_weight * g * g
+      return new, [new]
+    broadcast = [_broadcast(a, i, rank) for i, a in enumerate(accumulators)]
+    if self.variant == "II":
+      smallest = broadcast[0]
+      for b in broadcast[1:]:
+        smallest = np.minimum(smallest, b)
+      nu = self.beta_2 * smallest + self._new_weight * g * g
+      return nu, [_max_over_all_axes_but(nu, i) for i in range(rank)]
+    new = [self.beta_2 * a + self._new_weight * _max_over_all_axes_but(g * g, i)
+           for i, a in enumerate(accumulators)]
+    readable = [new[0]] + (accumulators[1:] if rows_only else new[1:])
+    nu = _broadcast(readable[0], 0, rank)
+    for i, a in enumerate(readable[1:], start=1):
+      nu = np.minimum(nu, _broadcast(a, i, rank))
+    return nu * np.ones_like(g), new
+
+  def _apply(self, w, g, nu, buffer_rows):
+    p = self._precondition(g, nu)
+    if self.momentum:
+      new_buffer = self.momentum * buffer_rows + (1.0 - self.momentum) * p
+      step = new_buffer
+      stored = _round_to(new_buffer, self.momentum_dtype or self.param_dtype)
+    else:
+      step, stored = p, None
+    return _round_to(w - self.lr * step, self.param_dtype), stored
+
+  def step(self, w, g, lr):
+    """One dense step on float64 copies of `w` and `g`; returns the new `w`."""
+    w = np.asarray(w, np.float64)
+    g = np.asarray(g, np.float64).reshape(self.shape)
+    self.lr = lr
+    nu, self.accumulators = self._nu_and_new_accumulators(g, self.accumulators)
+    new_w, stored = self._apply(w, g, nu, self.buffer)
+    if self.momentum:
+      self.buffer = stored
+    return new_w
+
+  def sparse_step(self, w, indices, values, lr):
+    """One step for a gradient given as rows `values` at axis-0 `indices` (duplicates summed)."""
+    w = np.array(w, np.float64)
+    indices = np.asarray(indices)
+    values = np.asarray(values, np.float64)
+    rows = np.unique(indices)
+    g = np.stack([values[indices == r].sum(axis=0) for r in rows]) if len(rows) else values[:0]
+    self.lr = lr
+    # Covers restricted to the touched rows: axis 0 gathered, other axes whole.
+    row_covers = [self.accumulators[0][rows]] + self.accumulators[1:]
+    nu, new_covers = self._nu_and_new_accumulators(g, row_covers, rows_only=True)
+    self.accumulators[0][rows] = new_covers[0]
+    buffer_rows = self.buffer[rows] if self.momentum else None
+    new_rows, stored = self._apply(w[rows], g, nu, buffer_rows)
+    w[rows] = new_rows
+    if self.momentum:
+      self.buffer[rows] = stored
+    return w
+
+
+def relative_error(actual, expected):
+  """max |actual - expected| / max(|expected|, tiny): the measure the tests bound by 1e-5."""
+  actual = np.asarray(actual, np.float64)
+  expected = np.asarray(expected, np.float64)
+  scale = max(np.max(np.abs(expected)) if expected.size else 0.0, 1e-30)
+  return float(np.max(np.abs(actual - expected)) / scale) if expected.size else 0.0
