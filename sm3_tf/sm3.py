@@ -35,8 +35,9 @@ class SM3(keras.optimizers.Optimizer):
 
   Sparse gradients (`tf.IndexedSlices`, as Keras gives for `Embedding`): duplicate indices are
   summed, and only the touched rows of the variable, of the axis-0 accumulator and of the momentum
-  buffer are updated (lazy momentum); the other axes' accumulators are read but not written, as in
-  the authors' implementation. Nothing is densified to the variable's shape.
+  buffer are updated (lazy momentum). As in the authors' implementation the rows alone cover the
+  touched entries (nu = acc_0[row] + g^2 for SM3-II); the other axes' accumulators are left alone.
+  Nothing is densified to the variable's shape.
 
   On CPU, each variable's step runs as one fused in-place C++ op when the kernels are built and the
   step is not compiled by XLA; the XLA/TPU path uses the same maths in plain TF ops.

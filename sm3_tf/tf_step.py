@@ -15,7 +15,9 @@ Notation, for a gradient g of a parameter w with covers acc_1..acc_p (see `cover
            (no buffer when momentum == 0: w <- w - lr * p)
 
 where w_new = 1 for running sums (beta_2 == 1) and 1 - beta_2 otherwise. Rank-0/1 parameters keep
-one accumulator per element, for which both variants are diagonal Adagrad.
+one accumulator per element, for which both variants are diagonal Adagrad. A sparse step (rows of
+axis 0) uses the axis-0 cover alone, as the authors' implementation does: acc_0[row] broadcast
+stands for min_i acc_i, and only the touched rows of w, acc_0 and buf change.
 
 Arithmetic is float32 (float64 for float64 variables) whatever the variable's dtype; accumulators
 are stored in that type, the momentum buffer in its own dtype.
@@ -51,15 +53,13 @@ def max_over_other_axes(x, rank):
   return [tf.reduce_max(x, axis=covers.other_axes(axis, rank)) for axis in range(rank)]
 
 
-def second_moments(g, accumulator_values, config, rows_only=False):
+def second_moments(g, accumulator_values, config):
   """Returns (nu, new accumulator values) for gradient `g` under `config`.
 
   Args:
-    g: the gradient (full, or the touched rows for a sparse step), in compute dtype.
-    accumulator_values: current covers; for a sparse step the axis-0 cover holds only the rows.
+    g: the gradient, in compute dtype.
+    accumulator_values: the current covers (one per axis, or one per element for rank 0/1).
     config: a `StepConfig`.
-    rows_only: sparse step. SM3-I then reads the other axes' covers as they are, because only the
-      axis-0 cover is written.
   """
   rank = len(g.shape)
   beta_2, new_weight = config.beta_2, config.new_sample_weight
@@ -69,9 +69,31 @@ def second_moments(g, accumulator_values, config, rows_only=False):
     return nu, max_over_other_axes(nu, rank)
   new_values = [_decay(value, beta_2) + new_weight * update
                 for value, update in zip(accumulator_values, max_over_other_axes(squared, rank))]
-  readable = new_values[:1] + (accumulator_values[1:] if rows_only else new_values[1:])
-  nu = min_of_covers(readable, rank) * tf.ones_like(g)
+  nu = min_of_covers(new_values, rank) * tf.ones_like(g)
   return nu, new_values
+
+
+def row_second_moments(g_rows, accumulator_rows, config):
+  """Sparse step: (nu, new axis-0 accumulator rows) when the rows alone cover the touched entries.
+
+  As in the authors' implementation, a sparse step uses only the axis-0 cover, broadcast over the
+  other axes: SM3-II nu = beta_2 * acc_0[row] + w_new * g^2, acc_0[row] = max of nu over the row;
+  SM3-I acc_0[row] = beta_2 * acc_0[row] + w_new * max of g^2 over the row, nu = acc_0[row].
+  The other covers are neither read nor written (reading them would let rows that sparse steps
+  never touch pull the bound towards 0).
+  """
+  rank = len(g_rows.shape)
+  if rank < 2:
+    return second_moments(g_rows, [accumulator_rows], config)
+  as_column = lambda rows: covers.broadcast_along(rows, 0, rank)
+  squared = tf.square(g_rows)
+  other_axes = list(range(1, rank))
+  beta_2, new_weight = config.beta_2, config.new_sample_weight
+  if config.variant == "II":
+    nu = _decay(as_column(accumulator_rows), beta_2) + new_weight * squared
+    return nu, [tf.reduce_max(nu, axis=other_axes)]
+  new_rows = _decay(accumulator_rows, beta_2) + new_weight * tf.reduce_max(squared, other_axes)
+  return as_column(new_rows) * tf.ones_like(g_rows), [new_rows]
 
 
 def _decay(value, beta_2):
@@ -148,15 +170,14 @@ def sparse_update(var, grad_values, grad_indices, accumulators, momentum_buffer,
   """One SM3 step on the rows of `var` named by `grad_indices` (duplicates are summed).
 
   Only the touched rows of `var`, of the axis-0 accumulator and of the momentum buffer are read and
-  written (lazy momentum); the other axes' accumulators are read, never written, as in the authors'
-  implementation. Arguments as in `dense_update`, with the gradient given as rows `grad_values`
+  written (lazy momentum); the other axes' accumulators are left alone (see `row_second_moments`).
+  Arguments as in `dense_update`, with the gradient given as rows `grad_values`
   (shape [k] + var.shape[1:]) at axis-0 `grad_indices` (shape [k]).
   """
   dtype = compute_dtype(var.dtype)
   rows, g = sum_duplicate_rows(tf.cast(grad_values, dtype), grad_indices)
-  current = [tf.cast(tf.gather(accumulators[0], rows), dtype)]
-  current += [_read(a, dtype) for a in accumulators[1:]]
-  nu, new_values = second_moments(g, current, config, rows_only=True)
+  nu, new_values = row_second_moments(
+      g, tf.cast(tf.gather(accumulators[0], rows), dtype), config)
   accumulators[0].scatter_update(
       tf.IndexedSlices(tf.cast(new_values[0], accumulators[0].dtype), rows))
   step = precondition(g, nu, config.epsilon)

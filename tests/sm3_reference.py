@@ -13,7 +13,10 @@ Anil, Gupta, Koren, Singer, "Memory-Efficient Adaptive Optimization", NeurIPS 20
   p        = g / sqrt(nu + epsilon), and 0 where nu + epsilon == 0
   momentum buf = momentum * buf + (1 - momentum) * p;  w = w - lr * buf
            (momentum == 0: w = w - lr * p)
-  sparse   rows of axis 0 only: rows of w, of acc_0 and of buf; other accumulators are read, not written.
+  sparse   rows of axis 0 only: rows of w, of acc_0 and of buf change. As in the authors'
+           implementation, only the axis-0 cover is used (the parameter is covered by its rows alone:
+           nu = beta_2 * acc_0[row] + w_new * g^2 for SM3-II); the other covers are neither read nor
+           written, so rows that a sparse step never touches cannot shrink anyone's bound.
 
 This module never imports sm3_tf: it is what the code under test is checked against.
 """
@@ -87,14 +90,10 @@ class SM3Reference:
     safe = np.where(denominator > 0, denominator, 1.0)
     return np.where(denominator > 0, g / np.sqrt(safe), 0.0)
 
-  def _nu_and_new_accumulators(self, g, accumulators, rows_only=False):
-    """Returns nu and the new accumulators for gradient `g` (full or rows) and current covers.
-
-    With `rows_only` (sparse), SM3-I reads the other axes' accumulators as they were, since only
-    axis 0 is written.
-    """
+  def _nu_and_new_accumulators(self, g, accumulators):
+    """Returns nu and the new accumulators for gradient `g` and the current covers."""
     rank = g.ndim
-    if len(self.shape) < 2:
+    if len(accumulators) == 1:
       (acc,) = accumulators
       new = self.beta_2 * acc + self._new_weight * g * g
       return new, [new]
@@ -107,9 +106,8 @@ class SM3Reference:
       return nu, [_max_over_all_axes_but(nu, i) for i in range(rank)]
     new = [self.beta_2 * a + self._new_weight * _max_over_all_axes_but(g * g, i)
            for i, a in enumerate(accumulators)]
-    readable = [new[0]] + (accumulators[1:] if rows_only else new[1:])
-    nu = _broadcast(readable[0], 0, rank)
-    for i, a in enumerate(readable[1:], start=1):
+    nu = _broadcast(new[0], 0, rank)
+    for i, a in enumerate(new[1:], start=1):
       nu = np.minimum(nu, _broadcast(a, i, rank))
     return nu * np.ones_like(g), new
 
@@ -142,10 +140,21 @@ class SM3Reference:
     rows = np.unique(indices)
     g = np.stack([values[indices == r].sum(axis=0) for r in rows]) if len(rows) else values[:0]
     self.lr = lr
-    # Covers restricted to the touched rows: axis 0 gathered, other axes whole.
-    row_covers = [self.accumulators[0][rows]] + self.accumulators[1:]
-    nu, new_covers = self._nu_and_new_accumulators(g, row_covers, rows_only=True)
-    self.accumulators[0][rows] = new_covers[0]
+    acc_rows = self.accumulators[0][rows]
+    if len(self.shape) < 2:
+      nu, (new_rows,) = self._nu_and_new_accumulators(g, [acc_rows])
+    else:
+      # The rows alone cover the touched entries: acc_0[row] broadcast over the other axes.
+      row_shape = (len(rows),) + (1,) * (len(self.shape) - 1)
+      other_axes = tuple(range(1, len(self.shape)))
+      squared = g * g
+      if self.variant == "II":
+        nu = self.beta_2 * acc_rows.reshape(row_shape) + self._new_weight * squared
+        new_rows = nu.max(axis=other_axes)
+      else:
+        new_rows = self.beta_2 * acc_rows + self._new_weight * squared.max(axis=other_axes)
+        nu = new_rows.reshape(row_shape) * np.ones_like(g)
+    self.accumulators[0][rows] = new_rows
     buffer_rows = self.buffer[rows] if self.momentum else None
     new_rows, stored = self._apply(w[rows], g, nu, buffer_rows)
     w[rows] = new_rows
