@@ -62,12 +62,12 @@ def second_moments(g, accumulator_values, config):
     config: a `StepConfig`.
   """
   rank = len(g.shape)
-  beta_2, new_weight = config.beta_2, config.new_sample_weight
-  squared = tf.square(g)
+  beta_2 = config.beta_2
+  squared = _weighted(tf.square(g), config.new_sample_weight)
   if config.variant == "II" or rank < 2:
-    nu = _decay(min_of_covers(accumulator_values, rank), beta_2) + new_weight * squared
+    nu = _decay(min_of_covers(accumulator_values, rank), beta_2) + squared
     return nu, max_over_other_axes(nu, rank)
-  new_values = [_decay(value, beta_2) + new_weight * update
+  new_values = [_decay(value, beta_2) + update
                 for value, update in zip(accumulator_values, max_over_other_axes(squared, rank))]
   nu = min_of_covers(new_values, rank) * tf.ones_like(g)
   return nu, new_values
@@ -86,13 +86,12 @@ def row_second_moments(g_rows, accumulator_rows, config):
   if rank < 2:
     return second_moments(g_rows, [accumulator_rows], config)
   as_column = lambda rows: covers.broadcast_along(rows, 0, rank)
-  squared = tf.square(g_rows)
+  squared = _weighted(tf.square(g_rows), config.new_sample_weight)
   other_axes = list(range(1, rank))
-  beta_2, new_weight = config.beta_2, config.new_sample_weight
   if config.variant == "II":
-    nu = _decay(as_column(accumulator_rows), beta_2) + new_weight * squared
+    nu = _decay(as_column(accumulator_rows), config.beta_2) + squared
     return nu, [tf.reduce_max(nu, axis=other_axes)]
-  new_rows = _decay(accumulator_rows, beta_2) + new_weight * tf.reduce_max(squared, other_axes)
+  new_rows = _decay(accumulator_rows, config.beta_2) + tf.reduce_max(squared, other_axes)
   return as_column(new_rows) * tf.ones_like(g_rows), [new_rows]
 
 
@@ -100,10 +99,14 @@ def _decay(value, beta_2):
   return value if beta_2 == 1.0 else beta_2 * value
 
 
+def _weighted(squared, weight):
+  # Skipping the multiply by 1 saves a full pass over parameter-sized data.
+  return squared if weight == 1.0 else weight * squared
+
+
 def precondition(g, nu, epsilon):
   """p = g / sqrt(nu + epsilon), defined as 0 where nu + epsilon == 0."""
-  denominator = nu + epsilon if epsilon else nu
-  return tf.where(denominator > 0, g * tf.math.rsqrt(denominator), tf.zeros_like(g))
+  return tf.math.divide_no_nan(g, tf.sqrt(nu + epsilon if epsilon else nu))
 
 
 def momentum_step(p, buffer_value, momentum):
@@ -135,15 +138,33 @@ def dense_update(var, grad, accumulators, momentum_buffer, lr, config):
   nu, new_values = second_moments(g, [_read(a, dtype) for a in accumulators], config)
   for accumulator, value in zip(accumulators, new_values):
     accumulator.assign(tf.cast(value, accumulator.dtype))
+  lr = tf.cast(lr, dtype)
+  if var.dtype == dtype and (momentum_buffer is None or momentum_buffer.dtype == dtype):
+    return _apply_in_place(var, g, nu, momentum_buffer, lr, config)
   step = precondition(g, nu, config.epsilon)
   if momentum_buffer is not None:
     step = momentum_step(step, momentum_buffer.read_value(), config.momentum)
     momentum_buffer.assign(tf.cast(step, momentum_buffer.dtype))
-  step = tf.cast(lr, dtype) * step
-  if var.dtype == dtype:
-    return var.assign_sub(step)
-  # Low-precision variables: subtract in float32 and round once.
-  return var.assign(tf.cast(_read(var, dtype) - step, var.dtype))
+  # Low-precision variable or buffer: the arithmetic stays in float32, rounded once on store.
+  return var.assign(tf.cast(_read(var, dtype) - lr * step, var.dtype))
+
+
+def _apply_in_place(var, g, nu, momentum_buffer, lr, config):
+  """w -= lr * p (or the momentum form) with TF's own in-place training ops.
+
+  ResourceApplyMomentum computes buf = momentum * buf + grad; w -= lr * buf in one pass, so it is
+  fed grad = (1 - momentum) * p, computed as g / (sqrt(nu) / (1 - momentum)): scaling the
+  single-use sqrt(nu) lets TF reuse its buffer, where scaling g would allocate a new full-size
+  tensor. Both ops have XLA kernels, so this stays the TPU path too.
+  """
+  root = tf.sqrt(nu + config.epsilon if config.epsilon else nu)
+  if momentum_buffer is None:
+    return tf.raw_ops.ResourceApplyGradientDescent(
+        var=var.handle, alpha=lr, delta=tf.math.divide_no_nan(g, root))
+  momentum = tf.cast(config.momentum, g.dtype)
+  scaled = tf.math.divide_no_nan(g, root * (1.0 / (1.0 - momentum)))
+  return tf.raw_ops.ResourceApplyMomentum(
+      var=var.handle, accum=momentum_buffer.handle, lr=lr, grad=scaled, momentum=momentum)
 
 
 def sum_duplicate_rows(values, indices):
