@@ -131,22 +131,24 @@ def dense_update(var, grad, accumulators, momentum_buffer, lr, config):
     config: a `StepConfig`.
 
   Returns:
-    The op (graph mode) or None (eager) of the last assignment.
+    One op grouping every assignment (graph mode: run it to run the whole step); None eagerly.
   """
   dtype = compute_dtype(var.dtype)
   g = tf.cast(grad, dtype)
   nu, new_values = second_moments(g, [_read(a, dtype) for a in accumulators], config)
-  for accumulator, value in zip(accumulators, new_values):
-    accumulator.assign(tf.cast(value, accumulator.dtype))
+  updates = [accumulator.assign(tf.cast(value, accumulator.dtype))
+             for accumulator, value in zip(accumulators, new_values)]
   lr = tf.cast(lr, dtype)
   if var.dtype == dtype and (momentum_buffer is None or momentum_buffer.dtype == dtype):
-    return _apply_in_place(var, g, nu, momentum_buffer, lr, config)
+    updates.append(_apply_in_place(var, g, nu, momentum_buffer, lr, config))
+    return tf.group(*updates)
   step = precondition(g, nu, config.epsilon)
   if momentum_buffer is not None:
     step = momentum_step(step, momentum_buffer.read_value(), config.momentum)
-    momentum_buffer.assign(tf.cast(step, momentum_buffer.dtype))
+    updates.append(momentum_buffer.assign(tf.cast(step, momentum_buffer.dtype)))
   # Low-precision variable or buffer: the arithmetic stays in float32, rounded once on store.
-  return var.assign(tf.cast(_read(var, dtype) - lr * step, var.dtype))
+  updates.append(var.assign(tf.cast(_read(var, dtype) - lr * step, var.dtype)))
+  return tf.group(*updates)
 
 
 def _apply_in_place(var, g, nu, momentum_buffer, lr, config):
@@ -181,7 +183,7 @@ def sum_duplicate_rows(values, indices):
   rows = tf.gather(indices, order)
   sorted_values = tf.gather(values, order)
   starts = tf.concat([tf.ones_like(rows[:1], tf.int32),
-                      tf.cast(rows[1:] != rows[:-1], tf.int32)], axis=0)
+                      tf.cast(tf.not_equal(rows[1:], rows[:-1]), tf.int32)], axis=0)
   segment = tf.cumsum(starts) - 1
   totals = tf.math.unsorted_segment_sum(sorted_values, segment, tf.shape(rows)[0])
   return rows, tf.gather(totals, segment)
@@ -199,11 +201,13 @@ def sparse_update(var, grad_values, grad_indices, accumulators, momentum_buffer,
   rows, g = sum_duplicate_rows(tf.cast(grad_values, dtype), grad_indices)
   nu, new_values = row_second_moments(
       g, tf.cast(tf.gather(accumulators[0], rows), dtype), config)
-  accumulators[0].scatter_update(
-      tf.IndexedSlices(tf.cast(new_values[0], accumulators[0].dtype), rows))
+  updates = [accumulators[0].scatter_update(
+      tf.IndexedSlices(tf.cast(new_values[0], accumulators[0].dtype), rows))]
   step = precondition(g, nu, config.epsilon)
   if momentum_buffer is not None:
     step = momentum_step(step, tf.gather(momentum_buffer, rows), config.momentum)
-    momentum_buffer.scatter_update(tf.IndexedSlices(tf.cast(step, momentum_buffer.dtype), rows))
+    updates.append(momentum_buffer.scatter_update(
+        tf.IndexedSlices(tf.cast(step, momentum_buffer.dtype), rows)))
   new_rows = tf.cast(tf.gather(var, rows), dtype) - tf.cast(lr, dtype) * step
-  return var.scatter_update(tf.IndexedSlices(tf.cast(new_rows, var.dtype), rows))
+  updates.append(var.scatter_update(tf.IndexedSlices(tf.cast(new_rows, var.dtype), rows)))
+  return tf.group(*updates)
