@@ -21,7 +21,7 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/sm3-trainer --problem=translate_enfr_wesnoth --model=transformer \
 	  --hparams_set=transformer_small --output_dir=output/demo_enfr_wesnoth \
-	  --data_dir=output/t2t_data --train_steps=$${TRAIN_STEPS:-1500}
+	  --data_dir=output/t2t_data --train_steps=$${TRAIN_STEPS:-600}
 
 # The test suite. pytest's exit code 5 (no test collected) is a failure here, not a pass.
 test: setup

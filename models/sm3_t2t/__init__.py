@@ -14,6 +14,8 @@ from sm3_t2t import problems
 # ---- Modules that register models and hparams sets --------------------------------------
 # Importing sm3_t2t registers everything; add each registering module here (no try/except:
 # a broken module should fail loudly). The lead adds e.g. `from sm3_t2t import transformer`.
+from sm3_t2t import transformer  # registers the model `transformer`
+from sm3_t2t import transformer_hparams  # registers transformer_tiny/small/base/big
 # (end of registering modules) ---------------------------------------------------------------
 
-__all__ = ["hparams", "problems", "registry"]
+__all__ = ["hparams", "problems", "registry", "transformer", "transformer_hparams"]

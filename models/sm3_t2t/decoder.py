@@ -1,0 +1,239 @@
+"""sm3-decoder: translate text with a model trained by sm3-trainer.
+
+Reads one sentence per line from `--decode_from_file` (default: stdin) and
+writes one translation per line to `--decode_to_file` (default: stdout).
+Everything else — problem, model, hparams, vocabulary location — comes from
+the trainer's `--output_dir`, which holds `run_info.json`, `hparams.json` and
+the checkpoints:
+
+    sm3-decoder --output_dir=$OUT --beam_size=4 --alpha=0.6 < source.txt
+
+The Python helpers here (`load_trained`, `translate_texts`) are also what
+the trainer uses for its BLEU evaluation.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import weakref
+
+from absl import app
+from absl import flags
+
+import tensorflow as tf
+
+from sm3_t2t import hparams as hparams_lib
+from sm3_t2t import problems
+from sm3_t2t import registry
+# Imported for their registrations: the "transformer" model and its hparams.
+from sm3_t2t import transformer  # noqa: F401  pylint: disable=unused-import
+from sm3_t2t import transformer_hparams  # noqa: F401  pylint: disable=unused-import
+
+RUN_INFO_FILE = "run_info.json"
+HPARAMS_FILE = "hparams.json"
+
+
+def build_model(model_name, hparams, encoders):
+    """Instantiates registered model `model_name` for the problem's vocabularies."""
+    model_class = registry.model(model_name)
+    return model_class(hparams,
+                       input_vocab_size=encoders["inputs"].vocab_size,
+                       target_vocab_size=encoders["targets"].vocab_size)
+
+
+def build_variables(model):
+    """Creates the model's variables by calling it on a one-token batch."""
+    one_token = tf.ones([1, 1], tf.int64)
+    model({"inputs": one_token, "targets": one_token}, training=False)
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A restored model and everything needed to feed it text."""
+    model: object
+    problem: object
+    hparams: object
+    encoders: dict
+    step: int
+    run_info: dict
+
+
+def read_run_info(output_dir):
+    """Returns (run_info dict, HParams) saved by the trainer in `output_dir`.
+
+    Raises:
+      FileNotFoundError: naming the missing file, if `output_dir` was not
+        written by sm3-trainer.
+    """
+    paths = [os.path.join(output_dir, name)
+             for name in (RUN_INFO_FILE, HPARAMS_FILE)]
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"{path} not found: --output_dir must be a directory written "
+                f"by sm3-trainer")
+    with open(paths[0], encoding="utf-8") as f:
+        run_info = json.load(f)
+    with open(paths[1], encoding="utf-8") as f:
+        hparams = hparams_lib.HParams.from_json(f.read())
+    return run_info, hparams
+
+
+def load_trained(output_dir, data_dir=None, checkpoint_path=None):
+    """Restores the latest (or the given) checkpoint of a trainer run.
+
+    Args:
+      output_dir: the trainer's `--output_dir`.
+      data_dir: where the problem's vocabulary lives; defaults to the
+        trainer's `--data_dir` recorded in `run_info.json`.
+      checkpoint_path: a specific checkpoint prefix; default the latest.
+
+    Raises:
+      FileNotFoundError: if there is no run or no checkpoint.
+    """
+    run_info, hparams = read_run_info(output_dir)
+    data_dir = data_dir or run_info["data_dir"]
+    problem = registry.problem(run_info["problem"])
+    encoders = problem.feature_encoders(data_dir)
+    model = build_model(run_info["model"], hparams, encoders)
+    build_variables(model)
+    checkpoint_path = checkpoint_path or tf.train.latest_checkpoint(output_dir)
+    if not checkpoint_path:
+        raise FileNotFoundError(f"no checkpoint in --output_dir={output_dir}")
+    step = tf.Variable(0, dtype=tf.int64)
+    checkpoint = tf.train.Checkpoint(model=model, step=step)
+    # The checkpoint also holds optimizer slots, which decoding ignores.
+    checkpoint.restore(checkpoint_path).expect_partial(
+    ).assert_existing_objects_matched()
+    return TrainedModel(model, problem, hparams, encoders, int(step.numpy()),
+                        run_info)
+
+
+def _strip_after_eos(ids):
+    ids = list(ids)
+    if problems.EOS_ID in ids:
+        ids = ids[:ids.index(problems.EOS_ID)]
+    return [i for i in ids if i != problems.PAD_ID]
+
+
+# model -> {(beam_size, alpha, extra_length): tf.function}; traced once and
+# reused across calls (tracing a beam search costs seconds).
+_TRANSLATE_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _translate_function(model, beam_size, alpha, extra_length):
+    functions = _TRANSLATE_FUNCTIONS.setdefault(model, {})
+    key = (beam_size, float(alpha), extra_length)
+    if key not in functions:
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64)])
+        def translate_batch(inputs):
+            return model.translate(inputs, beam_size=beam_size, alpha=alpha,
+                                   extra_length=extra_length,
+                                   eos_id=problems.EOS_ID)
+        functions[key] = translate_batch
+    return functions[key]
+
+
+def translate_texts(model, encoders, texts, beam_size=4, alpha=0.6,
+                    extra_length=50, batch_size=32):
+    """Translates a list of strings; returns translations in the same order.
+
+    Sentences are sorted by length and batched so that padding stays small;
+    the search itself is `model.translate` (batched beam search).
+    """
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    encoded = [encoders["inputs"].encode(text) + [problems.EOS_ID]
+               for text in texts]
+    translate_batch = _translate_function(model, beam_size, alpha,
+                                          extra_length)
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    results = [None] * len(encoded)
+    for start in range(0, len(order), batch_size):
+        batch_ids = order[start:start + batch_size]
+        width = max(len(encoded[i]) for i in batch_ids)
+        padded = [encoded[i] + [problems.PAD_ID] * (width - len(encoded[i]))
+                  for i in batch_ids]
+        output_ids, _ = translate_batch(tf.constant(padded, tf.int64))
+        for i, ids in zip(batch_ids, output_ids.numpy().tolist()):
+            results[i] = encoders["targets"].decode(_strip_after_eos(ids))
+    return results
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """Defines the decoder's flags (kept out of import so modules compose)."""
+    flags.DEFINE_string("output_dir", None, "Directory of a sm3-trainer run.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("data_dir", None,
+                        "Vocabulary directory; default: the trainer's.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("checkpoint_path", None,
+                        "Checkpoint to use; default: the latest.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("decode_from_file", None,
+                        "Source sentences, one a line; default: stdin.",
+                        flag_values=flag_values)
+    flags.DEFINE_string("decode_to_file", None,
+                        "Where translations go; default: stdout.",
+                        flag_values=flag_values)
+    flags.DEFINE_integer("beam_size", 4, "Beam size; 1 is greedy.",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_float("alpha", 0.6, "Length penalty exponent.",
+                       flag_values=flag_values)
+    flags.DEFINE_integer("extra_length", 50,
+                         "Translate at most source length + this many tokens.",
+                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("decode_batch_size", 32, "Sentences per batch.",
+                         lower_bound=1, flag_values=flag_values)
+    flags.mark_flag_as_required("output_dir", flag_values=flag_values)
+
+
+def write_text_atomically(path, text):
+    """Writes `text` to `path` via a temporary file and a rename.
+
+    A crash or kill leaves either the old file or the complete new one.
+    """
+    tmp_path = f"{path}.tmp-{os.getpid()}"
+    with open(tmp_path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp_path, path)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    FLAGS = flags.FLAGS
+    if FLAGS.decode_from_file:
+        with open(FLAGS.decode_from_file, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    else:
+        lines = sys.stdin.read().splitlines()
+    trained = load_trained(FLAGS.output_dir, FLAGS.data_dir,
+                           FLAGS.checkpoint_path)
+    print(f"sm3-decoder: {trained.run_info['model']} on "
+          f"{trained.run_info['problem']}, step {trained.step}",
+          file=sys.stderr)
+    translations = translate_texts(
+        trained.model, trained.encoders, lines, beam_size=FLAGS.beam_size,
+        alpha=FLAGS.alpha, extra_length=FLAGS.extra_length,
+        batch_size=FLAGS.decode_batch_size)
+    text = "".join(t + "\n" for t in translations)
+    if FLAGS.decode_to_file:
+        write_text_atomically(FLAGS.decode_to_file, text)
+    else:
+        sys.stdout.write(text)
+
+
+def run():
+    """Console-script entry point `sm3-decoder`."""
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
