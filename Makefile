@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU-only TensorFlow first, so setup.py does not pull in the full (GPU) wheel.
+	$(PY) -m pip install --quiet tensorflow-cpu==2.21.0
 	$(PY) -m pip install --quiet -e '.[test,models]'
 	$(PY) -m sm3_tf.kernel_loader --build
 	touch $@

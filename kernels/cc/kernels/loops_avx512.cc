@@ -1,0 +1,58 @@
+/* AVX-512F loops (16 float lanes). Compiled with -mavx512f; chosen only on CPUs with AVX-512F. */
+#include "loops.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+#include "loop_templates.h"
+
+namespace sm3 {
+namespace {
+
+struct Avx512Float {
+  using Scalar = float;
+  using V = __m512;
+  static constexpr int kWidth = 16;
+  static float Infinity() { return __builtin_inff(); }
+  static V Load(const float* p) { return _mm512_loadu_ps(p); }
+  static void Store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static V Set(float x) { return _mm512_set1_ps(x); }
+  static V Add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V Sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V Mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static __mmask16 IsNan(V a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+  // minps/maxps return the second operand on NaN; put a NaN first operand back.
+  static V Min(V a, V b) { return _mm512_mask_mov_ps(_mm512_min_ps(a, b), IsNan(a), a); }
+  static V Max(V a, V b) { return _mm512_mask_mov_ps(_mm512_max_ps(a, b), IsNan(a), a); }
+  static float ReduceMax(V v) {
+    if (IsNan(v) != 0) return __builtin_nanf("");
+    return _mm512_reduce_max_ps(v);
+  }
+  // g * rsqrt(d): rsqrt14 refined by one Newton step; 0 where d == 0.
+  static V Precondition(V g, V d) {
+    const V approx = _mm512_rsqrt14_ps(d);
+    const V h = Add(Mul(Mul(d, approx), approx), Set(-1.0f));
+    V inverse = Add(Mul(Mul(approx, Set(-0.5f)), h), approx);
+    inverse = _mm512_mask_mov_ps(inverse, IsNan(inverse), approx);  // d = 0 or inf
+    return _mm512_maskz_mul_ps(_mm512_cmp_ps_mask(d, _mm512_setzero_ps(), _CMP_NEQ_UQ), g,
+                               inverse);
+  }
+};
+
+}  // namespace
+
+const LoopTable<float>* Avx512FloatLoops() {
+  static const LoopTable<float> table = {"avx512", &loops::CoveredII<Avx512Float>,
+                                         &loops::CoveredI<Avx512Float>,
+                                         &loops::Diagonal<Avx512Float>,
+                                         &loops::SquareMax<Avx512Float>};
+  return &table;
+}
+
+}  // namespace sm3
+
+#else  // built without -mavx512f
+
+const sm3::LoopTable<float>* sm3::Avx512FloatLoops() { return nullptr; }
+
+#endif
