@@ -120,14 +120,18 @@ def test_refuses_to_resume_another_problem(options, first_run):
         trainer.train(other)
 
 
-def test_mirrored_strategy_on_two_logical_cpus(options, first_run):
-    """Two replicas train in lock-step: mirrored copies stay identical."""
+def test_mirrored_strategy_on_two_logical_cpus(options, first_run, mirrored_strategy):
+    """Two replicas train in lock-step: mirrored copies stay identical.
+
+    The session's one MirroredStrategy is passed in: a second strategy in the same process would
+    reuse collective keys (see tests/conftest.py); `make_strategy("mirrored")` is what it holds.
+    """
     del first_run  # reuses the generated data
     assert len(tf.config.list_logical_devices("CPU")) == 2
     mirrored = dataclasses.replace(
         options, strategy="mirrored", train_steps=3,
         output_dir=options.output_dir + "_mirrored")
-    run = trainer.train(mirrored)
+    run = trainer.train(mirrored, strategy=mirrored_strategy)
     assert run.strategy.num_replicas_in_sync == 2
     assert run.step == 3
     for variable in run.model.trainable_variables:
