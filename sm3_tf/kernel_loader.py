@@ -10,7 +10,7 @@ Where a library is looked for, in order:
   1. `$SM3_TF_KERNEL_LIBRARY`, an explicit path (e.g. the one Bazel builds); no key check.
   2. `sm3_tf/_kernel_build/` (built by `pip install .` when TensorFlow was importable then).
   3. The cache, `$SM3_TF_KERNEL_CACHE` or `~/.cache/sm3_tf/kernels` (`$XDG_CACHE_HOME`), where a
-     missing library is built on first use (about a minute on 2 cores) by `$SM3_TF_CXX`, `$CXX`
+     missing library is built on first use (1-2 minutes on 2 cores) by `$SM3_TF_CXX`, `$CXX`
      or the first of g++, c++, clang++ on PATH.
 Without a compiler, or when anything fails, `unavailable_reason()` says why, one warning is
 logged, and the optimizer falls back to the TF-ops path. `SM3_TF_DISABLE_KERNELS=1` turns the
