@@ -195,3 +195,18 @@ def assert_close(errors, weight_tolerance=TOLERANCE):
     assert weight_error <= weight_tolerance, (
         f"{name}: weights off the reference by {weight_error:.2e}")
     assert cover_error <= TOLERANCE, f"{name}: covers off the reference by {cover_error:.2e}"
+
+
+# The option sets every kernel-vs-reference test runs (momentum off/on/bf16, beta_2 and epsilon).
+OPTION_SETS = [
+    Options(),
+    Options(momentum=0.9),
+    Options(momentum=0.5, beta_2=0.99, epsilon=1e-3),
+    Options(momentum=0.9, momentum_dtype="bfloat16"),
+]
+
+
+def option_id(options):
+  """A readable pytest id for one of OPTION_SETS."""
+  return f"m{options.momentum}-b{options.beta_2}-e{options.epsilon}-{options.momentum_dtype}"
+

@@ -16,12 +16,7 @@ from sm3_tf.step_config import StepConfig
 
 SHAPES = [(), (1,), (7,), (70001,), (1, 1), (7, 5), (1, 9), (9, 1), (3, 4, 5), (2, 1, 3, 1),
           (300, 257), (3, 40000), (6, 5, 4, 3)]
-OPTIONS = [
-    support.Options(),
-    support.Options(momentum=0.9),
-    support.Options(momentum=0.5, beta_2=0.99, epsilon=1e-3),
-    support.Options(momentum=0.9, momentum_dtype="bfloat16"),
-]
+OPTIONS = support.OPTION_SETS
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -29,8 +24,7 @@ def kernels():
   support.require_kernels()
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: f"m{o.momentum}-b{o.beta_2}-"
-                         f"e{o.epsilon}-{o.momentum_dtype}")
+@pytest.mark.parametrize("options", OPTIONS, ids=support.option_id)
 @pytest.mark.parametrize("variant", ["II", "I"])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_fused_matches_tf_ops_and_reference(shape, variant, options):

@@ -13,12 +13,7 @@ from sm3_tf import fused_step
 from sm3_tf.step_config import StepConfig
 
 SHAPES = [(1,), (9,), (12, 1), (10, 7), (6, 5, 3), (40, 1031)]
-OPTIONS = [
-    support.Options(),
-    support.Options(momentum=0.9),
-    support.Options(momentum=0.5, beta_2=0.99, epsilon=1e-3),
-    support.Options(momentum=0.9, momentum_dtype="bfloat16"),
-]
+OPTIONS = support.OPTION_SETS
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -26,8 +21,7 @@ def kernels():
   support.require_kernels()
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: f"m{o.momentum}-b{o.beta_2}-"
-                         f"e{o.epsilon}-{o.momentum_dtype}")
+@pytest.mark.parametrize("options", OPTIONS, ids=support.option_id)
 @pytest.mark.parametrize("variant", ["II", "I"])
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_fused_matches_tf_ops_and_reference(shape, variant, options):
