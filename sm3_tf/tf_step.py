@@ -50,7 +50,61 @@ def max_over_other_axes(x, rank):
   """[max of x over all axes but i for each axis i]: what each cover keeps of x."""
   if rank < 2:
     return [x]
-  return [tf.reduce_max(x, axis=covers.other_axes(axis, rank)) for axis in range(rank)]
+  if not x.shape.is_fully_defined():
+    return [tf.reduce_max(x, axis=covers.other_axes(axis, rank)) for axis in range(rank)]
+  return [_max_keeping_axis(x, axis) for axis in range(rank)]
+
+
+# Rows folded together per stage of `_max_over_rows`; 8 was fastest on 8192x8192 (4 and 16 are
+# about 1.4x slower, 32 and more 4x, as slow as a plain reduction).
+_ROW_STAGE = 8
+
+
+def _max_keeping_axis(x, axis):
+  """max of x over every axis but `axis`, as reductions Eigen does at memory speed.
+
+  Eigen reduces the innermost axis at full bandwidth but the outer axes of a large tensor 4x
+  slower (8192x8192: 42 ms against 9 ms), and a reduction over axes on both sides of a kept one
+  slower still (17x on a rank-3 tensor). So x is viewed as [before, d, after]: the axes after
+  `axis` go first, as an innermost reduction, then the leading ones by `_max_over_rows`. Max is
+  exact, so any order gives the same bits.
+  """
+  dims = x.shape.as_list()
+  before = _product(dims[:axis])
+  after = _product(dims[axis + 1:])
+  kept = dims[axis]
+  if after > 1:
+    x = tf.reduce_max(tf.reshape(x, [before * kept, after]), axis=1)
+  x = tf.reshape(x, [before, kept])
+  return _max_over_rows(x) if before > 1 else tf.reshape(x, [kept])
+
+
+def _max_over_rows(x):
+  """max over axis 0 of a [rows, columns] tensor, folding `_ROW_STAGE` rows at a time.
+
+  Each stage views groups of rows as [rows / stage, stage, columns] and reduces the middle axis,
+  which Eigen streams at memory speed; rows that do not fill a group are reduced apart.
+  """
+  rows, columns = x.shape.as_list()
+  leftover = []
+  while rows >= 2 * _ROW_STAGE:
+    whole = rows - rows % _ROW_STAGE
+    if whole < rows:
+      leftover.append(tf.reduce_max(x[whole:], axis=0))
+      x = x[:whole]  # a leading slice: TF aliases the buffer, no copy
+    rows = whole // _ROW_STAGE
+    x = tf.reduce_max(tf.reshape(x, [rows, _ROW_STAGE, columns]), axis=1)
+  result = tf.reduce_max(x, axis=0)
+  for part in leftover:
+    result = tf.maximum(result, part)
+  return result
+
+
+def _product(dims):
+  size = 1
+  for d in dims:
+    size *= d
+  return size
 
 
 def second_moments(g, accumulator_values, config):
@@ -139,6 +193,10 @@ def dense_update(var, grad, accumulators, momentum_buffer, lr, config):
   updates = [accumulator.assign(tf.cast(value, accumulator.dtype))
              for accumulator, value in zip(accumulators, new_values)]
   lr = tf.cast(lr, dtype)
+  # Reading nu for the step only after the covers' reductions have read it lets TF hand nu's
+  # buffer on to sqrt(nu) instead of allocating another full-size tensor.
+  with tf.control_dependencies(new_values):
+    nu = tf.identity(nu)
   if var.dtype == dtype and (momentum_buffer is None or momentum_buffer.dtype == dtype):
     updates.append(_apply_in_place(var, g, nu, momentum_buffer, lr, config))
     return tf.group(*updates)
