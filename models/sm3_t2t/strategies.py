@@ -65,8 +65,13 @@ def make_strategy(name, tpu=None):
                 "variable (cluster spec and this worker's task)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-            tpu=tpu or "")
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+                tpu=tpu or "")
+        except ValueError as error:  # TF's message does not name our flag
+            raise ValueError(
+                f"strategy=tpu found no TPU (tpu={tpu!r}): pass --tpu=NAME "
+                f"or --tpu=grpc://HOST:PORT ({error})") from error
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
