@@ -159,22 +159,32 @@ class _PreNormResidual(keras.layers.Layer):
         return x + self.dropout(y, training=training)
 
 
+def _attention(hp, initializer, name):
+    return MultiHeadAttention(hp.hidden_size, hp.num_heads, hp.attention_dropout,
+                              initializer, name=name)
+
+
+def _layer_norm(hp, name):
+    return keras.layers.LayerNormalization(epsilon=hp.norm_epsilon, name=name)
+
+
+def _feed_forward_block(hp, initializer):
+    """norm -> FeedForward -> dropout -> + residual, as both layer types end."""
+    return _PreNormResidual(
+        FeedForward(hp.hidden_size, hp.filter_size, hp.relu_dropout, initializer,
+                    name="ffn"),
+        hp.layer_prepostprocess_dropout, hp.norm_epsilon, name="ffn_block")
+
+
 class EncoderLayer(keras.layers.Layer):
     """Self-attention then feed-forward, each in a pre-norm residual block."""
 
     def __init__(self, hparams, initializer, **kwargs):
         super().__init__(**kwargs)
-        hp = hparams
-        self.self_attention = MultiHeadAttention(
-            hp.hidden_size, hp.num_heads, hp.attention_dropout, initializer,
-            name="self_attention")
-        self.attention_norm = keras.layers.LayerNormalization(
-            epsilon=hp.norm_epsilon, name="self_attention_norm")
-        self.ffn_block = _PreNormResidual(
-            FeedForward(hp.hidden_size, hp.filter_size, hp.relu_dropout,
-                        initializer, name="ffn"),
-            hp.layer_prepostprocess_dropout, hp.norm_epsilon, name="ffn_block")
-        self.dropout = keras.layers.Dropout(hp.layer_prepostprocess_dropout)
+        self.self_attention = _attention(hparams, initializer, "self_attention")
+        self.attention_norm = _layer_norm(hparams, "self_attention_norm")
+        self.ffn_block = _feed_forward_block(hparams, initializer)
+        self.dropout = keras.layers.Dropout(hparams.layer_prepostprocess_dropout)
 
     def call(self, x, bias, training=False):
         normed = self.attention_norm(x)
@@ -192,22 +202,12 @@ class DecoderLayer(keras.layers.Layer):
 
     def __init__(self, hparams, initializer, **kwargs):
         super().__init__(**kwargs)
-        hp = hparams
-        self.self_attention = MultiHeadAttention(
-            hp.hidden_size, hp.num_heads, hp.attention_dropout, initializer,
-            name="self_attention")
-        self.encdec_attention = MultiHeadAttention(
-            hp.hidden_size, hp.num_heads, hp.attention_dropout, initializer,
-            name="encdec_attention")
-        self.self_norm = keras.layers.LayerNormalization(
-            epsilon=hp.norm_epsilon, name="self_attention_norm")
-        self.encdec_norm = keras.layers.LayerNormalization(
-            epsilon=hp.norm_epsilon, name="encdec_attention_norm")
-        self.ffn_block = _PreNormResidual(
-            FeedForward(hp.hidden_size, hp.filter_size, hp.relu_dropout,
-                        initializer, name="ffn"),
-            hp.layer_prepostprocess_dropout, hp.norm_epsilon, name="ffn_block")
-        self.dropout = keras.layers.Dropout(hp.layer_prepostprocess_dropout)
+        self.self_attention = _attention(hparams, initializer, "self_attention")
+        self.encdec_attention = _attention(hparams, initializer, "encdec_attention")
+        self.self_norm = _layer_norm(hparams, "self_attention_norm")
+        self.encdec_norm = _layer_norm(hparams, "encdec_attention_norm")
+        self.ffn_block = _feed_forward_block(hparams, initializer)
+        self.dropout = keras.layers.Dropout(hparams.layer_prepostprocess_dropout)
 
     def call(self, x, memory, self_bias, memory_bias, training=False):
         normed = self.self_norm(x)
@@ -321,10 +321,8 @@ class Transformer(keras.Model):
         for i in range(self.num_decoder_layers):
             setattr(self, f"decoder_layer_{i}",
                     DecoderLayer(hp, initializer, name=f"decoder_layer_{i}"))
-        self.encoder_norm = keras.layers.LayerNormalization(
-            epsilon=hp.norm_epsilon, name="encoder_norm")
-        self.decoder_norm = keras.layers.LayerNormalization(
-            epsilon=hp.norm_epsilon, name="decoder_norm")
+        self.encoder_norm = _layer_norm(hp, "encoder_norm")
+        self.decoder_norm = _layer_norm(hp, "decoder_norm")
         self.input_dropout = keras.layers.Dropout(
             hp.layer_prepostprocess_dropout)
         self.target_dropout = keras.layers.Dropout(

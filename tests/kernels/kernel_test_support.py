@@ -198,15 +198,19 @@ def assert_close(errors, weight_tolerance=TOLERANCE):
 
 
 # The option sets every kernel-vs-reference test runs (momentum off/on/bf16, beta_2 and epsilon).
-OPTION_SETS = [
+_OPTION_SETS = [
     Options(),
     Options(momentum=0.9),
     Options(momentum=0.5, beta_2=0.99, epsilon=1e-3),
     Options(momentum=0.9, momentum_dtype="bfloat16"),
 ]
+# Every option set under both variants: the cases the dense and sparse kernel tests sweep.
+OPTION_CASES = [dataclasses.replace(options, variant=variant)
+                for variant in ("II", "I") for options in _OPTION_SETS]
 
 
 def option_id(options):
-  """A readable pytest id for one of OPTION_SETS."""
-  return f"m{options.momentum}-b{options.beta_2}-e{options.epsilon}-{options.momentum_dtype}"
+  """A readable pytest id for one of OPTION_CASES."""
+  return (f"{options.variant}-m{options.momentum}-b{options.beta_2}-e{options.epsilon}"
+          f"-{options.momentum_dtype}")
 

@@ -16,7 +16,6 @@ from sm3_tf.step_config import StepConfig
 
 SHAPES = [(), (1,), (7,), (70001,), (1, 1), (7, 5), (1, 9), (9, 1), (3, 4, 5), (2, 1, 3, 1),
           (300, 257), (3, 40000), (6, 5, 4, 3)]
-OPTIONS = support.OPTION_SETS
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -24,12 +23,9 @@ def kernels():
   support.require_kernels()
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=support.option_id)
-@pytest.mark.parametrize("variant", ["II", "I"])
+@pytest.mark.parametrize("options", support.OPTION_CASES, ids=support.option_id)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_fused_matches_tf_ops_and_reference(shape, variant, options):
-  options = support.Options(variant, options.momentum, options.beta_2, options.epsilon,
-                            options.momentum_dtype)
+def test_fused_matches_tf_ops_and_reference(shape, options):
   support.assert_close(support.run_dense(shape, options), options.tolerance)
 
 

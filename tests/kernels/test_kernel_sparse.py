@@ -13,7 +13,6 @@ from sm3_tf import fused_step
 from sm3_tf.step_config import StepConfig
 
 SHAPES = [(1,), (9,), (12, 1), (10, 7), (6, 5, 3), (40, 1031)]
-OPTIONS = support.OPTION_SETS
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -21,12 +20,9 @@ def kernels():
   support.require_kernels()
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=support.option_id)
-@pytest.mark.parametrize("variant", ["II", "I"])
+@pytest.mark.parametrize("options", support.OPTION_CASES, ids=support.option_id)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_fused_matches_tf_ops_and_reference(shape, variant, options):
-  options = support.Options(variant, options.momentum, options.beta_2, options.epsilon,
-                            options.momentum_dtype)
+def test_fused_matches_tf_ops_and_reference(shape, options):
   support.assert_close(support.run_sparse(shape, options), options.tolerance)
 
 
