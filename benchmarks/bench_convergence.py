@@ -6,7 +6,7 @@
    the rate with the lowest validation loss at the end is that optimizer's best.
 2. Final runs: each optimizer at its best rate, `--train_steps` steps, for every seed; validation
    loss every `--eval_every` steps, then test loss and BLEU on `--bleu_samples` test sentences.
-Every run is `convergence_run.py` in its own process (the trainer's `train()` and `evaluate()`),
+Every run is `convergence_run.py` in its own process (the trainer's `train()`, then `evaluation.evaluate()`),
 with one TF thread. Runs go `--parallel` (4) at a time, one of each optimizer, so that the
 optimizers share the machine under the same conditions: on a machine other jobs also load,
 runs made one after another would compare the load, not the optimizers. All runs share the

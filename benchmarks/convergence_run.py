@@ -8,7 +8,7 @@ behind `sm3-trainer`), checkpointing every `--eval_every` steps, then
   * reads the training loss and its wall-clock times back from the TensorBoard events;
   * restores every checkpoint and computes the loss on the validation split (the trainer itself
     only evaluates at the end, on the test split);
-  * with `--bleu_samples > 0`, runs the trainer's `evaluate()` (test loss, accuracy, beam-search
+  * with `--bleu_samples > 0`, runs `sm3_t2t.evaluation.evaluate()` (test loss, accuracy, beam-search
     BLEU on that many test sentences).
 Prints one JSON line prefixed with RESULT_PREFIX; `bench_convergence.py` runs many of these.
 """
@@ -87,6 +87,7 @@ def train_and_measure(args):
     # 2-thread runs fighting over them, and both runs see the same conditions.
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+  from sm3_t2t import evaluation  # pylint: disable=g-import-not-at-top
   from sm3_t2t import trainer  # pylint: disable=g-import-not-at-top
   from sm3_tf import memory  # pylint: disable=g-import-not-at-top
 
@@ -114,7 +115,7 @@ def train_and_measure(args):
   }
   start = time.time()
   if args.bleu_samples:
-    result["test"] = trainer.evaluate(run)
+    result["test"] = evaluation.evaluate(run)
   result["test_seconds"] = time.time() - start
   start = time.time()
   result["validation_loss"] = validation_losses(run, args.output_dir)

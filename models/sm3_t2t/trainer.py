@@ -32,23 +32,18 @@ from absl import app
 from absl import flags
 import keras
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 from sm3_t2t import decoder
+from sm3_t2t import evaluation
 from sm3_t2t import metrics
 from sm3_t2t import problems
 from sm3_t2t import registry
 from sm3_t2t import strategies
+from sm3_t2t import summaries
 from sm3_tf import factory as optimizer_factory
-from sm3_tf import memory as optimizer_memory
 
 SCHEDULES = ("train_and_evaluate", "train", "evaluate")
 
-# What tensorboard's `scalar` summary writes; TF 2.21's tf.summary.scalar
-# needs the tensorboard package, tf.summary.write with this does not.
-_SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
-    data_class=summary_pb2.DATA_CLASS_SCALAR)
 
 
 @dataclasses.dataclass
@@ -218,12 +213,6 @@ def _make_train_loop(model, optimizer, strategy, hparams, use_xla):
     return train_loop
 
 
-def write_scalar(name, value, step):
-    """Writes a TensorBoard scalar to the default summary writer."""
-    tf.summary.write(name, tf.constant(value, tf.float32), step=step,
-                     metadata=_SCALAR_METADATA)
-
-
 def _progress_bar(target):
     # Without a terminal, redraw rarely: each redraw is a line in the log.
     interval = 0.5 if sys.stdout.isatty() else 30.0
@@ -298,9 +287,9 @@ def _train_steps(run, manager, step_var, writer):
         if step % options.log_step_count_steps == 0 or last:
             now = time.time()
             with writer.as_default():
-                write_scalar("loss", loss, step)
-                write_scalar("learning_rate", learning_rate, step)
-                write_scalar("global_step/sec", (step - last_log_step) /
+                summaries.write_scalar("loss", loss, step)
+                summaries.write_scalar("learning_rate", learning_rate, step)
+                summaries.write_scalar("global_step/sec", (step - last_log_step) /
                              max(now - last_log_time, 1e-9), step)
             last_log_time, last_log_step = now, step
         if step % options.save_checkpoints_steps == 0 or last:
@@ -378,78 +367,6 @@ def train(options, strategy=None):
     print(f"\ntrained to step {run.step}; checkpoint "
           f"{manager.latest_checkpoint or '(kept by the chief)'}")
     return run
-
-
-def _evaluate_loss_and_accuracy(run):
-    """Mean loss and token accuracy over `eval_steps` test batches (0: all)."""
-    options, hparams = run.options, run.hparams
-    dataset = run.problem.dataset(problems.TEST, options.data_dir, hparams,
-                                  repeat=False)
-    if options.eval_steps:
-        dataset = dataset.take(options.eval_steps)
-
-    @tf.function(input_signature=[dataset.element_spec])
-    def eval_step(features):
-        logits = run.model(features, training=False)
-        loss_sum, weight = metrics.padded_cross_entropy(
-            logits, features["targets"], hparams.label_smoothing)
-        correct, _ = metrics.padded_accuracy(logits, features["targets"])
-        return loss_sum, correct, weight
-
-    totals = [0.0, 0.0, 0.0]
-    for features in dataset:
-        totals = [t + float(v) for t, v in zip(totals, eval_step(features))]
-    loss_sum, correct, weight = totals
-    if not weight:
-        raise ValueError(f"the test split of {options.problem} is empty")
-    return loss_sum / weight, correct / weight
-
-
-def evaluate(run):
-    """Evaluates a `TrainingRun` on the test split; prints and returns results.
-
-    Reports loss and token accuracy (teacher forcing), then translates up to
-    `eval_bleu_samples` test sources with beam search and scores them with
-    sacrebleu. The chief writes `eval` summaries and `eval_results.json`.
-    """
-    options = run.options
-    loss, accuracy = _evaluate_loss_and_accuracy(run)
-    print(f"eval on the test split at step {run.step}: loss = {loss:.4f}, "
-          f"accuracy = {accuracy:.4f}")
-    pairs = run.problem.text_pairs(problems.TEST, options.data_dir)
-    if options.eval_bleu_samples:
-        pairs = pairs[:options.eval_bleu_samples]
-    sources = [source for source, _ in pairs]
-    references = [reference for _, reference in pairs]
-    hypotheses = decoder.translate_texts(
-        run.model, run.encoders, sources, beam_size=options.eval_beam_size,
-        alpha=options.eval_alpha)
-    bleu = metrics.bleu(hypotheses, references)
-    print(f"BLEU = {bleu:.2f} ({len(pairs)} test sentences, beam "
-          f"{options.eval_beam_size}, alpha {options.eval_alpha})")
-    for source, reference, hypothesis in list(zip(
-            sources, references, hypotheses))[:options.num_samples_to_print]:
-        print(f"  source:      {source}\n  reference:   {reference}\n"
-              f"  translation: {hypothesis}")
-    results = {"step": run.step, "loss": loss, "accuracy": accuracy,
-               "bleu": bleu, "bleu_sentences": len(pairs)}
-    if strategies.is_chief(run.strategy):
-        writer = tf.summary.create_file_writer(
-            os.path.join(options.output_dir, "eval"))
-        with writer.as_default():
-            for name in ("loss", "accuracy", "bleu"):
-                write_scalar(name, results[name], run.step)
-        writer.flush()
-        decoder.write_text_atomically(
-            os.path.join(options.output_dir, "eval_results.json"),
-            json.dumps(results, indent=2, sort_keys=True) + "\n")
-    return results
-
-
-def memory_report(run):
-    """The optimizer's state memory next to Adam's, as a printable table."""
-    return optimizer_memory.comparison_table(run.model.trainable_variables,
-                                             run.optimizer)
 
 
 def define_flags(flag_values=flags.FLAGS):
@@ -537,9 +454,9 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     run = train(options)
     if options.schedule != "train":
-        evaluate(run)
+        evaluation.evaluate(run)
         if strategies.is_chief(run.strategy):
-            print(memory_report(run))
+            print(evaluation.memory_report(run))
 
 
 def run():

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from sm3_t2t import decoder
+from sm3_t2t import evaluation
 from sm3_t2t import trainer
 
 TINY = "hidden_size=32,filter_size=64,batch_size=256"
@@ -96,7 +97,7 @@ def test_rerun_continues_from_the_latest_checkpoint(options, first_run,
 
 
 def test_evaluate_reports_loss_accuracy_and_bleu(options, first_run, capsys):
-    results = trainer.evaluate(first_run)
+    results = evaluation.evaluate(first_run)
     output = capsys.readouterr().out
     assert math.isfinite(results["loss"]) and results["loss"] > 0
     assert 0.0 <= results["accuracy"] <= 1.0
@@ -109,7 +110,7 @@ def test_evaluate_reports_loss_accuracy_and_bleu(options, first_run, capsys):
 
 
 def test_memory_report_compares_with_adam(first_run):
-    report = trainer.memory_report(first_run)
+    report = evaluation.memory_report(first_run)
     assert "SM3" in report and "Adam" in report
 
 
