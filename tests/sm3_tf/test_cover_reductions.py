@@ -1,6 +1,6 @@
 """The covers' max reductions (`tf_step.max_over_other_axes`) against numpy's max.
 
-The TF-ops path reduces large tensors in stages (inner axes first, then groups of rows) because
+The TF-ops path reduces large tensors in stages (last axis first, then groups of rows) because
 Eigen's outer-axis reductions are slow; these shapes reach every branch: rows that are and are not
 multiples of the stage, several stages, size-1 axes, and ranks 2 to 4.
 """
