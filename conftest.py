@@ -4,6 +4,7 @@
 `models/sm3_t2t` (setup.py maps it there), so both directories go to the front of sys.path;
 the front, so that the working tree wins over any installed copy.
 """
+
 import os
 import sys
 

@@ -6,7 +6,8 @@
    the rate with the lowest validation loss at the end is that optimizer's best.
 2. Final runs: each optimizer at its best rate, `--train_steps` steps, for every seed; validation
    loss every `--eval_every` steps, then test loss and BLEU on `--bleu_samples` test sentences.
-Every run is `convergence_run.py` in its own process (the trainer's `train()`, then `evaluation.evaluate()`),
+Every run is `convergence_run.py` in its own process (the trainer's `train()`, then
+`evaluation.evaluate()`),
 with one TF thread. Runs go `--parallel` (4) at a time, one of each optimizer, so that the
 optimizers share the machine under the same conditions: on a machine other jobs also load,
 runs made one after another would compare the load, not the optimizers. All runs share the
@@ -24,11 +25,10 @@ import subprocess
 import sys
 from concurrent import futures
 
-import numpy as np
-
-import source_tree
 import convergence_run
 import docs_output
+import numpy as np
+import source_tree
 
 OPTIMIZERS = ("sm3", "adam", "adagrad", "adafactor")
 LABELS = {"sm3": "SM3", "adam": "Adam", "adagrad": "Adagrad", "adafactor": "Adafactor"}
@@ -47,282 +47,425 @@ LEARNING_RATES = {
 
 
 def run_one(job, args):
-  """Runs one `convergence_run.py` job; returns its result dict (with an "error" if it failed)."""
-  name = f"{job['optimizer']}_lr{job['learning_rate']:g}_s{job['seed']}_{job['train_steps']}"
-  output_dir = os.path.join(args.work_dir, name)
-  command = [sys.executable, os.path.join(source_tree.BENCHMARKS_DIR, "convergence_run.py"),
-             f"--optimizer={job['optimizer']}", f"--learning_rate={job['learning_rate']}",
-             f"--seed={job['seed']}", f"--train_steps={job['train_steps']}",
-             f"--eval_every={job['eval_every']}", f"--bleu_samples={job['bleu_samples']}",
-             f"--batch_size={args.batch_size}", f"--warmup_steps={args.warmup_steps}",
-             f"--threads={max(1, (os.cpu_count() or 2) // args.parallel)}",
-             f"--data_dir={args.data_dir}", f"--output_dir={output_dir}"]
-  if os.path.exists(output_dir):
-    import shutil  # pylint: disable=g-import-not-at-top
-    shutil.rmtree(output_dir)  # a stale run would be resumed, not redone
-  done = subprocess.run(command, env=source_tree.subprocess_env(), capture_output=True, text=True,
-                        check=False)
-  with open(output_dir + ".log", "w", encoding="utf-8") as log:
-    log.write(done.stdout + "\n--- stderr ---\n" + done.stderr)
-  for line in done.stdout.splitlines():
-    if line.startswith(convergence_run.RESULT_PREFIX):
-      result = json.loads(line[len(convergence_run.RESULT_PREFIX):])
-      print(f"  {name}: validation loss {result['validation_loss'][-1][1]:.3f}", flush=True)
-      return result
-  tail = " | ".join(done.stderr.strip().splitlines()[-3:])
-  print(f"  {name}: FAILED (exit {done.returncode}): {tail}", flush=True)
-  return dict(job, error=tail)
+    """Runs one `convergence_run.py` job; returns its result dict (with an "error" if it failed)."""
+    name = f"{job['optimizer']}_lr{job['learning_rate']:g}_s{job['seed']}_{job['train_steps']}"
+    output_dir = os.path.join(args.work_dir, name)
+    command = [
+        sys.executable,
+        os.path.join(source_tree.BENCHMARKS_DIR, "convergence_run.py"),
+        f"--optimizer={job['optimizer']}",
+        f"--learning_rate={job['learning_rate']}",
+        f"--seed={job['seed']}",
+        f"--train_steps={job['train_steps']}",
+        f"--eval_every={job['eval_every']}",
+        f"--bleu_samples={job['bleu_samples']}",
+        f"--batch_size={args.batch_size}",
+        f"--warmup_steps={args.warmup_steps}",
+        f"--threads={max(1, (os.cpu_count() or 2) // args.parallel)}",
+        f"--data_dir={args.data_dir}",
+        f"--output_dir={output_dir}",
+    ]
+    if os.path.exists(output_dir):
+        import shutil
+
+        shutil.rmtree(output_dir)  # a stale run would be resumed, not redone
+    done = subprocess.run(
+        command, env=source_tree.subprocess_env(), capture_output=True, text=True, check=False
+    )
+    with open(output_dir + ".log", "w", encoding="utf-8") as log:
+        log.write(done.stdout + "\n--- stderr ---\n" + done.stderr)
+    for line in done.stdout.splitlines():
+        if line.startswith(convergence_run.RESULT_PREFIX):
+            result = json.loads(line[len(convergence_run.RESULT_PREFIX) :])
+            print(f"  {name}: validation loss {result['validation_loss'][-1][1]:.3f}", flush=True)
+            return result
+    tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+    print(f"  {name}: FAILED (exit {done.returncode}): {tail}", flush=True)
+    return dict(job, error=tail)
 
 
 def run_jobs(jobs, args):
-  """Runs `jobs` in groups of `args.parallel`, each group to its end before the next starts.
+    """Runs `jobs` in groups of `args.parallel`, each group to its end before the next starts.
 
-  Whole groups, not a rolling pool: a run that starts while another group's runs finish would
-  train on a machine that is emptier for some optimizers than for others.
-  """
-  results = []
-  with futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
-    for start in range(0, len(jobs), args.parallel):
-      group = jobs[start:start + args.parallel]
-      results += list(pool.map(lambda job: run_one(job, args), group))
-  return results
+    Whole groups, not a rolling pool: a run that starts while another group's runs finish would
+    train on a machine that is emptier for some optimizers than for others.
+    """
+    results = []
+    with futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        for start in range(0, len(jobs), args.parallel):
+            group = jobs[start : start + args.parallel]
+            results += list(pool.map(lambda job: run_one(job, args), group))
+    return results
 
 
 def final_validation_loss(result):
-  return result["validation_loss"][-1][1] if "validation_loss" in result else float("inf")
+    return result["validation_loss"][-1][1] if "validation_loss" in result else float("inf")
 
 
 def sweep(args):
-  """{optimizer: [sweep results]}, all optimizers' rates at `sweep_steps`, seed 1."""
-  # Interleaved (the i-th rate of every optimizer, then the next) so that runs running together
-  # are of different optimizers.
-  jobs = [dict(optimizer=o, learning_rate=LEARNING_RATES[o][i], seed=args.seeds[0],
-               train_steps=args.sweep_steps, eval_every=args.sweep_steps, bleu_samples=0)
-          for i in range(max(len(LEARNING_RATES[o]) for o in args.optimizers))
-          for o in args.optimizers if i < len(LEARNING_RATES[o])]
-  results = run_jobs(jobs, args)
-  return {o: [r for r in results if r["optimizer"] == o] for o in args.optimizers}
+    """{optimizer: [sweep results]}, all optimizers' rates at `sweep_steps`, seed 1."""
+    # Interleaved (the i-th rate of every optimizer, then the next) so that runs running together
+    # are of different optimizers.
+    jobs = [
+        dict(
+            optimizer=o,
+            learning_rate=LEARNING_RATES[o][i],
+            seed=args.seeds[0],
+            train_steps=args.sweep_steps,
+            eval_every=args.sweep_steps,
+            bleu_samples=0,
+        )
+        for i in range(max(len(LEARNING_RATES[o]) for o in args.optimizers))
+        for o in args.optimizers
+        if i < len(LEARNING_RATES[o])
+    ]
+    results = run_jobs(jobs, args)
+    return {o: [r for r in results if r["optimizer"] == o] for o in args.optimizers}
 
 
 def best_rate(sweep_results):
-  return min(sweep_results, key=final_validation_loss)["learning_rate"]
+    return min(sweep_results, key=final_validation_loss)["learning_rate"]
 
 
 def curves(result):
-  """Arrays of one run: validation (steps, losses, seconds) and training (steps, losses, seconds).
+    """Arrays of one run: validation (steps, losses, seconds) and training (steps, losses, seconds).
 
-  The clock starts at the first logged training step (after tracing, which is not training).
-  """
-  train = np.array(result["train_loss"])
-  origin = train[0, 1]
-  wall = dict(zip(train[:, 0].astype(int), train[:, 1] - origin))
-  val = np.array(result["validation_loss"])
-  val_seconds = np.array([wall.get(int(step), np.nan) for step in val[:, 0]])
-  return {"val_steps": val[:, 0], "val_loss": val[:, 1], "val_seconds": val_seconds,
-          "train_steps": train[:, 0], "train_loss": train[:, 2], "train_seconds": train[:, 1] - origin}
+    The clock starts at the first logged training step (after tracing, which is not training).
+    """
+    train = np.array(result["train_loss"])
+    origin = train[0, 1]
+    wall = dict(zip(train[:, 0].astype(int), train[:, 1] - origin))
+    val = np.array(result["validation_loss"])
+    val_seconds = np.array([wall.get(int(step), np.nan) for step in val[:, 0]])
+    return {
+        "val_steps": val[:, 0],
+        "val_loss": val[:, 1],
+        "val_seconds": val_seconds,
+        "train_steps": train[:, 0],
+        "train_loss": train[:, 2],
+        "train_seconds": train[:, 1] - origin,
+    }
 
 
 def mean_curves(results):
-  """Seed-averaged curves of one optimizer's final runs (they share their checkpoint steps)."""
-  per_seed = [curves(r) for r in results]
-  return {key: np.mean([c[key] for c in per_seed], axis=0) for key in per_seed[0]}, per_seed
+    """Seed-averaged curves of one optimizer's final runs (they share their checkpoint steps)."""
+    per_seed = [curves(r) for r in results]
+    return {key: np.mean([c[key] for c in per_seed], axis=0) for key in per_seed[0]}, per_seed
 
 
 def crossing(values, xs, target):
-  """First x where the piecewise-linear `values(xs)` reaches <= target, or None."""
-  for i, value in enumerate(values):
-    if value <= target:
-      if i == 0:
-        return float(xs[0])
-      fraction = (values[i - 1] - target) / (values[i - 1] - value)
-      return float(xs[i - 1] + fraction * (xs[i] - xs[i - 1]))
-  return None
+    """First x where the piecewise-linear `values(xs)` reaches <= target, or None."""
+    for i, value in enumerate(values):
+        if value <= target:
+            if i == 0:
+                return float(xs[0])
+            fraction = (values[i - 1] - target) / (values[i - 1] - value)
+            return float(xs[i - 1] + fraction * (xs[i] - xs[i - 1]))
+    return None
 
 
 def summarize(finals):
-  """Per-optimizer numbers for the results table, and the shared target and time budget."""
-  means = {o: mean_curves(rs) for o, rs in finals.items()}
-  # The target every optimizer reaches: the worst of their best seed-averaged validation losses.
-  target = max(float(np.min(m["val_loss"])) for m, _ in means.values())
-  budget = min(float(m["val_seconds"][-1]) for m, _ in means.values())
-  rows = {}
-  for optimizer, (mean, per_seed) in means.items():
-    runs = finals[optimizer]
-    step_seconds = [np.median(np.diff(c["train_seconds"]) / np.diff(c["train_steps"]))
-                    for c in per_seed]
-    rows[optimizer] = {
-        "learning_rate": runs[0]["learning_rate"],
-        "val_loss_seeds": [float(c["val_loss"][-1]) for c in per_seed],
-        "val_loss_at_budget": float(np.interp(budget, mean["val_seconds"], mean["val_loss"])),
-        "bleu_seeds": [r["test"]["bleu"] for r in runs if "test" in r],
-        "test_loss_seeds": [r["test"]["loss"] for r in runs if "test" in r],
-        "seconds_per_step": float(np.mean(step_seconds)),
-        "steps_to_target": crossing(mean["val_loss"], mean["val_steps"], target),
-        "seconds_to_target": crossing(mean["val_loss"], mean["val_seconds"], target),
-        "state_bytes": runs[0]["state_bytes"],
-    }
-  return rows, target, budget
+    """Per-optimizer numbers for the results table, and the shared target and time budget."""
+    means = {o: mean_curves(rs) for o, rs in finals.items()}
+    # The target every optimizer reaches: the worst of their best seed-averaged validation losses.
+    target = max(float(np.min(m["val_loss"])) for m, _ in means.values())
+    budget = min(float(m["val_seconds"][-1]) for m, _ in means.values())
+    rows = {}
+    for optimizer, (mean, per_seed) in means.items():
+        runs = finals[optimizer]
+        step_seconds = [
+            np.median(np.diff(c["train_seconds"]) / np.diff(c["train_steps"])) for c in per_seed
+        ]
+        rows[optimizer] = {
+            "learning_rate": runs[0]["learning_rate"],
+            "val_loss_seeds": [float(c["val_loss"][-1]) for c in per_seed],
+            "val_loss_at_budget": float(np.interp(budget, mean["val_seconds"], mean["val_loss"])),
+            "bleu_seeds": [r["test"]["bleu"] for r in runs if "test" in r],
+            "test_loss_seeds": [r["test"]["loss"] for r in runs if "test" in r],
+            "seconds_per_step": float(np.mean(step_seconds)),
+            "steps_to_target": crossing(mean["val_loss"], mean["val_steps"], target),
+            "seconds_to_target": crossing(mean["val_loss"], mean["val_seconds"], target),
+            "state_bytes": runs[0]["state_bytes"],
+        }
+    return rows, target, budget
 
 
 def _spread(values, digits):
-  values = list(values)
-  if not values:
-    return "n/a"
-  mean = float(np.mean(values))
-  if len(values) == 1:
-    return f"{mean:.{digits}f}"
-  return f"{mean:.{digits}f} ± {(max(values) - min(values)) / 2:.{digits}f}"
+    values = list(values)
+    if not values:
+        return "n/a"
+    mean = float(np.mean(values))
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {(max(values) - min(values)) / 2:.{digits}f}"
 
 
 def sweep_table(sweeps):
-  rows = []
-  for optimizer, results in sweeps.items():
-    best = best_rate(results)
-    for r in results:
-      loss = final_validation_loss(r)
-      rows.append([LABELS[optimizer], f"{r['learning_rate']:g}",
-                   "diverged/failed" if loss == float("inf") else f"{loss:.3f}",
-                   "best" if r["learning_rate"] == best else ""])
-  return docs_output.format_table(["optimizer", "learning rate", "validation loss", ""], rows,
-                                  "lrrl")
+    rows = []
+    for optimizer, results in sweeps.items():
+        best = best_rate(results)
+        for r in results:
+            loss = final_validation_loss(r)
+            rows.append(
+                [
+                    LABELS[optimizer],
+                    f"{r['learning_rate']:g}",
+                    "diverged/failed" if loss == float("inf") else f"{loss:.3f}",
+                    "best" if r["learning_rate"] == best else "",
+                ]
+            )
+    return docs_output.format_table(
+        ["optimizer", "learning rate", "validation loss", ""], rows, "lrrl"
+    )
 
 
 def results_table(rows, target, budget, train_steps):
-  fmt = lambda x, d: "not reached" if x is None else f"{x:.{d}f}"
-  table = []
-  for optimizer, row in rows.items():
-    table.append([LABELS[optimizer], f"{row['learning_rate']:g}",
-                  _spread(row["val_loss_seeds"], 3), f"{row['val_loss_at_budget']:.3f}",
-                  _spread(row["bleu_seeds"], 2), _spread(row["test_loss_seeds"], 3),
-                  f"{row['seconds_per_step']:.3f}", fmt(row["steps_to_target"], 0),
-                  fmt(row["seconds_to_target"], 0), f"{row['state_bytes'] / 2**20:.1f}"])
-  headers = ["optimizer", "lr", f"val loss @{train_steps}", f"val loss @{budget:.0f}s", "BLEU",
-             "test loss", "s/step", f"steps to {target:.3f}", f"s to {target:.3f}", "state MiB"]
-  return docs_output.format_table(headers, table)
+    def fmt(x, d):
+        return "not reached" if x is None else f"{x:.{d}f}"
+
+    table = []
+    for optimizer, row in rows.items():
+        table.append(
+            [
+                LABELS[optimizer],
+                f"{row['learning_rate']:g}",
+                _spread(row["val_loss_seeds"], 3),
+                f"{row['val_loss_at_budget']:.3f}",
+                _spread(row["bleu_seeds"], 2),
+                _spread(row["test_loss_seeds"], 3),
+                f"{row['seconds_per_step']:.3f}",
+                fmt(row["steps_to_target"], 0),
+                fmt(row["seconds_to_target"], 0),
+                f"{row['state_bytes'] / 2**20:.1f}",
+            ]
+        )
+    headers = [
+        "optimizer",
+        "lr",
+        f"val loss @{train_steps}",
+        f"val loss @{budget:.0f}s",
+        "BLEU",
+        "test loss",
+        "s/step",
+        f"steps to {target:.3f}",
+        f"s to {target:.3f}",
+        "state MiB",
+    ]
+    return docs_output.format_table(headers, table)
 
 
 def plot(sweeps, finals, target, budget, path):
-  """Four panels: sweep, validation loss vs step, vs wall-clock, training loss vs step."""
-  plt = docs_output.pyplot()
-  fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-  colors = {"sm3": "tab:red", "adam": "tab:blue", "adagrad": "tab:green", "adafactor": "tab:purple"}
-  ax = axes[0, 0]
-  for optimizer, results in sweeps.items():
-    ok = [r for r in results if "validation_loss" in r]
-    ax.plot([r["learning_rate"] for r in ok], [final_validation_loss(r) for r in ok], "o-",
-            color=colors[optimizer], label=LABELS[optimizer])
-  ax.set_xscale("log")
-  ax.set_xlabel("learning rate")
-  ax.set_ylabel("validation loss at the end of the sweep run")
-  ax.set_title("Learning-rate sweep (seed 1)" if sweeps else
-               "Learning-rate sweep: not run (rates given with --rates)")
-  if sweeps:
-    ax.legend(fontsize=8)
-  panels = [(axes[0, 1], "val_steps", "val_loss", "step", "validation loss"),
-            (axes[1, 0], "val_seconds", "val_loss", "seconds of training (clock from step 10)",
-             "validation loss"),
-            (axes[1, 1], "train_steps", "train_loss", "step", "training loss (last batch)")]
-  for ax, x_key, y_key, x_label, y_label in panels:
-    for optimizer, results in finals.items():
-      mean, per_seed = mean_curves(results)
-      for c in per_seed:
-        ax.plot(c[x_key], c[y_key], color=colors[optimizer], alpha=0.3, linewidth=0.8)
-      ax.plot(mean[x_key], mean[y_key], color=colors[optimizer], linewidth=2,
-              label=f"{LABELS[optimizer]} (lr {results[0]['learning_rate']:g})")
-    if y_key == "val_loss":
-      ax.axhline(target, color="0.4", linestyle=":", linewidth=1, label=f"target {target:.3f}")
-    if x_key == "val_seconds":
-      ax.axvline(budget, color="0.4", linestyle="--", linewidth=1, label=f"budget {budget:.0f}s")
-    ax.set_xlabel(x_label)
-    ax.set_ylabel(y_label)
-    ax.legend(fontsize=8)
-  axes[0, 1].set_title("Validation loss (thin: seeds, thick: mean)")
-  axes[1, 0].set_title("Validation loss against wall-clock")
-  axes[1, 1].set_title("Training loss")
-  fig.suptitle("transformer_small on translate_enfr_wesnoth, each optimizer at its best rate")
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+    """Four panels: sweep, validation loss vs step, vs wall-clock, training loss vs step."""
+    plt = docs_output.pyplot()
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    colors = {
+        "sm3": "tab:red",
+        "adam": "tab:blue",
+        "adagrad": "tab:green",
+        "adafactor": "tab:purple",
+    }
+    ax = axes[0, 0]
+    for optimizer, results in sweeps.items():
+        ok = [r for r in results if "validation_loss" in r]
+        ax.plot(
+            [r["learning_rate"] for r in ok],
+            [final_validation_loss(r) for r in ok],
+            "o-",
+            color=colors[optimizer],
+            label=LABELS[optimizer],
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("validation loss at the end of the sweep run")
+    ax.set_title(
+        "Learning-rate sweep (seed 1)"
+        if sweeps
+        else "Learning-rate sweep: not run (rates given with --rates)"
+    )
+    if sweeps:
+        ax.legend(fontsize=8)
+    panels = [
+        (axes[0, 1], "val_steps", "val_loss", "step", "validation loss"),
+        (
+            axes[1, 0],
+            "val_seconds",
+            "val_loss",
+            "seconds of training (clock from step 10)",
+            "validation loss",
+        ),
+        (axes[1, 1], "train_steps", "train_loss", "step", "training loss (last batch)"),
+    ]
+    for ax, x_key, y_key, x_label, y_label in panels:
+        for optimizer, results in finals.items():
+            mean, per_seed = mean_curves(results)
+            for c in per_seed:
+                ax.plot(c[x_key], c[y_key], color=colors[optimizer], alpha=0.3, linewidth=0.8)
+            ax.plot(
+                mean[x_key],
+                mean[y_key],
+                color=colors[optimizer],
+                linewidth=2,
+                label=f"{LABELS[optimizer]} (lr {results[0]['learning_rate']:g})",
+            )
+        if y_key == "val_loss":
+            ax.axhline(
+                target, color="0.4", linestyle=":", linewidth=1, label=f"target {target:.3f}"
+            )
+        if x_key == "val_seconds":
+            ax.axvline(
+                budget, color="0.4", linestyle="--", linewidth=1, label=f"budget {budget:.0f}s"
+            )
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(y_label)
+        ax.legend(fontsize=8)
+    axes[0, 1].set_title("Validation loss (thin: seeds, thick: mean)")
+    axes[1, 0].set_title("Validation loss against wall-clock")
+    axes[1, 1].set_title("Training loss")
+    fig.suptitle("transformer_small on translate_enfr_wesnoth, each optimizer at its best rate")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def prepare_data(data_dir):
-  """Generates the problem's data once, before parallel runs could race to write it."""
-  from sm3_t2t import registry  # pylint: disable=g-import-not-at-top
-  from sm3_t2t import decoder  # pylint: disable=g-import-not-at-top,unused-import  (registrations)
-  registry.problem(convergence_run.PROBLEM).generate_data(data_dir, None)
+    """Generates the problem's data once, before parallel runs could race to write it."""
+    from sm3_t2t import (
+        registry,
+    )
+
+    registry.problem(convergence_run.PROBLEM).generate_data(data_dir, None)
 
 
 def run(args):
-  stopwatch = docs_output.Stopwatch()
-  os.makedirs(args.work_dir, exist_ok=True)
-  prepare_data(args.data_dir)
-  if args.rates:
-    sweeps, best = {}, args.rates  # rates chosen by an earlier sweep (documented with its table)
-  else:
-    runs = sum(len(LEARNING_RATES[o]) for o in args.optimizers)
-    print(f"sweep: {runs} runs of {args.sweep_steps} steps", flush=True)
-    sweeps = sweep(args)
-    best = {o: best_rate(rs) for o, rs in sweeps.items()}
-  print(f"final: best rates {best}; {len(args.seeds)} seeds x {args.train_steps} steps", flush=True)
-  jobs = [dict(optimizer=o, learning_rate=best[o], seed=s, train_steps=args.train_steps,
-               eval_every=args.eval_every, bleu_samples=args.bleu_samples)
-          for s in args.seeds for o in args.optimizers]
-  finals = {}
-  for result in run_jobs(jobs, args):
-    finals.setdefault(result["optimizer"], []).append(result)
-  failed = [r for rs in finals.values() for r in rs if "error" in r]
-  if failed:
-    raise RuntimeError(f"final runs failed: {failed}")
-  rows, target, budget = summarize(finals)
-  used = finals[args.optimizers[0]][0]["resolved_hparams"]
-  model = ", ".join(f"{k}={used[k]}" for k in (
-      "hidden_size", "filter_size", "num_hidden_layers", "num_heads", "max_length",
-      "layer_prepostprocess_dropout", "attention_dropout", "relu_dropout", "label_smoothing"))
-  plot(sweeps, finals, target, budget, docs_output.figure_path(args.name))
-  tables = [] if not sweeps else [
-      (f"Learning-rate sweep: validation loss after {args.sweep_steps} steps, seed "
-       f"{args.seeds[0]}:", sweep_table(sweeps))]
-  tables += [
-      (f"Best rate, {args.train_steps} steps, seeds {','.join(map(str, args.seeds))} "
-       f"(mean ± half-range); {args.batch_size}-token batches, warm-up {args.warmup_steps} steps; "
-       f"BLEU on {args.bleu_samples} test sentences:",
-       results_table(rows, target, budget, args.train_steps)),
-  ]
-  docs_output.publish(args.name, "Convergence", tables,
-                      {"sweep": sweeps, "final": finals, "summary": rows, "target": target,
-                       "budget_seconds": budget}, stopwatch,
-                      [f"Model ({convergence_run.HPARAMS_SET} as resolved): {model}.", "",
-                       f"Figure: docs/{args.name}.png"])
+    stopwatch = docs_output.Stopwatch()
+    os.makedirs(args.work_dir, exist_ok=True)
+    prepare_data(args.data_dir)
+    if args.rates:
+        sweeps, best = (
+            {},
+            args.rates,
+        )  # rates chosen by an earlier sweep (documented with its table)
+    else:
+        runs = sum(len(LEARNING_RATES[o]) for o in args.optimizers)
+        print(f"sweep: {runs} runs of {args.sweep_steps} steps", flush=True)
+        sweeps = sweep(args)
+        best = {o: best_rate(rs) for o, rs in sweeps.items()}
+    print(
+        f"final: best rates {best}; {len(args.seeds)} seeds x {args.train_steps} steps", flush=True
+    )
+    jobs = [
+        dict(
+            optimizer=o,
+            learning_rate=best[o],
+            seed=s,
+            train_steps=args.train_steps,
+            eval_every=args.eval_every,
+            bleu_samples=args.bleu_samples,
+        )
+        for s in args.seeds
+        for o in args.optimizers
+    ]
+    finals = {}
+    for result in run_jobs(jobs, args):
+        finals.setdefault(result["optimizer"], []).append(result)
+    failed = [r for rs in finals.values() for r in rs if "error" in r]
+    if failed:
+        raise RuntimeError(f"final runs failed: {failed}")
+    rows, target, budget = summarize(finals)
+    used = finals[args.optimizers[0]][0]["resolved_hparams"]
+    model = ", ".join(
+        f"{k}={used[k]}"
+        for k in (
+            "hidden_size",
+            "filter_size",
+            "num_hidden_layers",
+            "num_heads",
+            "max_length",
+            "layer_prepostprocess_dropout",
+            "attention_dropout",
+            "relu_dropout",
+            "label_smoothing",
+        )
+    )
+    plot(sweeps, finals, target, budget, docs_output.figure_path(args.name))
+    tables = (
+        []
+        if not sweeps
+        else [
+            (
+                f"Learning-rate sweep: validation loss after {args.sweep_steps} steps, seed "
+                f"{args.seeds[0]}:",
+                sweep_table(sweeps),
+            )
+        ]
+    )
+    tables += [
+        (
+            f"Best rate, {args.train_steps} steps, seeds {','.join(map(str, args.seeds))} "
+            f"(mean ± half-range); {args.batch_size}-token batches, "
+            f"warm-up {args.warmup_steps} steps; "
+            f"BLEU on {args.bleu_samples} test sentences:",
+            results_table(rows, target, budget, args.train_steps),
+        ),
+    ]
+    docs_output.publish(
+        args.name,
+        "Convergence",
+        tables,
+        {
+            "sweep": sweeps,
+            "final": finals,
+            "summary": rows,
+            "target": target,
+            "budget_seconds": budget,
+        },
+        stopwatch,
+        [
+            f"Model ({convergence_run.HPARAMS_SET} as resolved): {model}.",
+            "",
+            f"Figure: docs/{args.name}.png",
+        ],
+    )
 
 
 def parse_args(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
-  parser.add_argument("--sweep_steps", type=int, default=80)
-  parser.add_argument("--train_steps", type=int, default=250)
-  parser.add_argument("--eval_every", type=int, default=50)
-  parser.add_argument("--seeds", default="1,2")
-  parser.add_argument("--batch_size", type=int, default=1024, help="tokens per batch")
-  parser.add_argument("--warmup_steps", type=int, default=30)
-  parser.add_argument("--bleu_samples", type=int, default=100)
-  parser.add_argument("--rates", default="",
-                      help="skip the sweep and use these rates, e.g. 'sm3=0.2,adam=0.001'")
-  parser.add_argument("--name", default="convergence",
-                      help="stem of the docs files written (docs/<name>.png, docs/results/<name>.*)")
-  parser.add_argument("--parallel", type=int, default=4,
-                      help="runs at once, each with max(1, cores // parallel) TF threads")
-  parser.add_argument("--data_dir", default=os.path.join(source_tree.ROOT, "output", "t2t_data"))
-  parser.add_argument("--work_dir",
-                      default=os.path.join(source_tree.ROOT, "output", "bench_convergence"))
-  args = parser.parse_args(argv)
-  args.optimizers = [o for o in args.optimizers.split(",") if o]
-  args.seeds = [int(s) for s in args.seeds.split(",")]
-  args.rates = {o: float(lr) for o, lr in
-                (item.split("=") for item in args.rates.split(",") if item)}
-  if args.rates:
-    args.optimizers = list(args.rates)
-  return args
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
+    parser.add_argument("--sweep_steps", type=int, default=80)
+    parser.add_argument("--train_steps", type=int, default=250)
+    parser.add_argument("--eval_every", type=int, default=50)
+    parser.add_argument("--seeds", default="1,2")
+    parser.add_argument("--batch_size", type=int, default=1024, help="tokens per batch")
+    parser.add_argument("--warmup_steps", type=int, default=30)
+    parser.add_argument("--bleu_samples", type=int, default=100)
+    parser.add_argument(
+        "--rates", default="", help="skip the sweep and use these rates, e.g. 'sm3=0.2,adam=0.001'"
+    )
+    parser.add_argument(
+        "--name",
+        default="convergence",
+        help="stem of the docs files written (docs/<name>.png, docs/results/<name>.*)",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=4,
+        help="runs at once, each with max(1, cores // parallel) TF threads",
+    )
+    parser.add_argument("--data_dir", default=os.path.join(source_tree.ROOT, "output", "t2t_data"))
+    parser.add_argument(
+        "--work_dir", default=os.path.join(source_tree.ROOT, "output", "bench_convergence")
+    )
+    args = parser.parse_args(argv)
+    args.optimizers = [o for o in args.optimizers.split(",") if o]
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.rates = {
+        o: float(lr) for o, lr in (item.split("=") for item in args.rates.split(",") if item)
+    }
+    if args.rates:
+        args.optimizers = list(args.rates)
+    return args
 
 
 if __name__ == "__main__":
-  run(parse_args())
+    run(parse_args())

@@ -8,7 +8,8 @@ behind `sm3-trainer`), checkpointing every `--eval_every` steps, then
   * reads the training loss and its wall-clock times back from the TensorBoard events;
   * restores every checkpoint and computes the loss on the validation split (the trainer itself
     only evaluates at the end, on the test split);
-  * with `--bleu_samples > 0`, runs `sm3_t2t.evaluation.evaluate()` (test loss, accuracy, beam-search
+  * with `--bleu_samples > 0`, runs `sm3_t2t.evaluation.evaluate()` (test loss, accuracy,
+  beam-search
     BLEU on that many test sentences).
 Prints one JSON line prefixed with RESULT_PREFIX; `bench_convergence.py` runs many of these.
 """
@@ -20,129 +21,162 @@ import os
 import re
 import time
 
-import source_tree  # pylint: disable=unused-import  (puts the source tree on sys.path)
-
 RESULT_PREFIX = "CONVERGENCE_RUN_RESULT "
 PROBLEM = "translate_enfr_wesnoth"
 HPARAMS_SET = "transformer_small"
 
 
 def hparams_overrides(optimizer, learning_rate, seed, batch_size, warmup_steps):
-  """The `--hparams` string of a run: only optimizer, rate, seed, batch and warm-up differ."""
-  return (f"optimizer={optimizer},learning_rate={learning_rate},seed={seed},"
-          f"batch_size={batch_size},learning_rate_warmup_steps={warmup_steps}")
+    """The `--hparams` string of a run: only optimizer, rate, seed, batch and warm-up differ."""
+    return (
+        f"optimizer={optimizer},learning_rate={learning_rate},seed={seed},"
+        f"batch_size={batch_size},learning_rate_warmup_steps={warmup_steps}"
+    )
 
 
 def read_scalars(event_dir, tag):
-  """[(step, wall_time, value)] of scalar `tag` in the TensorBoard events under `event_dir`."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  points = []
-  for path in sorted(glob.glob(os.path.join(event_dir, "events.out.tfevents.*"))):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        if value.tag == tag:
-          points.append((int(event.step), float(event.wall_time),
-                         float(tf.make_ndarray(value.tensor))))
-  return sorted(points)
+    """[(step, wall_time, value)] of scalar `tag` in the TensorBoard events under `event_dir`."""
+    import tensorflow as tf
+
+    points = []
+    for path in sorted(glob.glob(os.path.join(event_dir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    points.append(
+                        (
+                            int(event.step),
+                            float(event.wall_time),
+                            float(tf.make_ndarray(value.tensor)),
+                        )
+                    )
+    return sorted(points)
 
 
 def checkpoint_steps(output_dir):
-  """{step: checkpoint prefix} of the checkpoints the trainer wrote."""
-  found = {}
-  for index in glob.glob(os.path.join(output_dir, "ckpt-*.index")):
-    prefix = index[:-len(".index")]
-    found[int(re.search(r"ckpt-(\d+)$", prefix).group(1))] = prefix
-  return dict(sorted(found.items()))
+    """{step: checkpoint prefix} of the checkpoints the trainer wrote."""
+    found = {}
+    for index in glob.glob(os.path.join(output_dir, "ckpt-*.index")):
+        prefix = index[: -len(".index")]
+        found[int(re.search(r"ckpt-(\d+)$", prefix).group(1))] = prefix
+    return dict(sorted(found.items()))
 
 
 def validation_losses(run, output_dir):
-  """[(step, loss per target token on the validation split)] for every checkpoint."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from sm3_t2t import metrics  # pylint: disable=g-import-not-at-top
-  from sm3_t2t import problems  # pylint: disable=g-import-not-at-top
-  dataset = run.problem.dataset(problems.EVAL, run.options.data_dir, run.hparams, repeat=False)
+    """[(step, loss per target token on the validation split)] for every checkpoint."""
+    import tensorflow as tf
 
-  @tf.function(input_signature=[dataset.element_spec])
-  def loss_and_weight(features):
-    logits = run.model(features, training=False)
-    return metrics.padded_cross_entropy(logits, features["targets"], run.hparams.label_smoothing)
+    from sm3_t2t import metrics, problems
 
-  checkpoint = tf.train.Checkpoint(model=run.model)
-  losses = []
-  for step, prefix in checkpoint_steps(output_dir).items():
-    checkpoint.restore(prefix).expect_partial()
-    total, weight = 0.0, 0.0
-    for features in dataset:
-      loss_sum, weight_sum = loss_and_weight(features)
-      total, weight = total + float(loss_sum), weight + float(weight_sum)
-    losses.append((step, total / weight))
-  return losses
+    dataset = run.problem.dataset(problems.EVAL, run.options.data_dir, run.hparams, repeat=False)
+
+    @tf.function(input_signature=[dataset.element_spec])
+    def loss_and_weight(features):
+        logits = run.model(features, training=False)
+        return metrics.padded_cross_entropy(
+            logits, features["targets"], run.hparams.label_smoothing
+        )
+
+    checkpoint = tf.train.Checkpoint(model=run.model)
+    losses = []
+    for step, prefix in checkpoint_steps(output_dir).items():
+        checkpoint.restore(prefix).expect_partial()
+        total, weight = 0.0, 0.0
+        for features in dataset:
+            loss_sum, weight_sum = loss_and_weight(features)
+            total, weight = total + float(loss_sum), weight + float(weight_sum)
+        losses.append((step, total / weight))
+    return losses
 
 
 def train_and_measure(args):
-  """The whole run; returns the result dict."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  if args.threads:
-    # Two runs share the 2 cores as 1 thread each: more steps per second in total than two
-    # 2-thread runs fighting over them, and both runs see the same conditions.
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-  from sm3_t2t import evaluation  # pylint: disable=g-import-not-at-top
-  from sm3_t2t import trainer  # pylint: disable=g-import-not-at-top
-  from sm3_tf import memory  # pylint: disable=g-import-not-at-top
+    """The whole run; returns the result dict."""
+    import tensorflow as tf
 
-  overrides = hparams_overrides(args.optimizer, args.learning_rate, args.seed, args.batch_size,
-                                args.warmup_steps)
-  options = trainer.TrainerOptions(
-      problem=PROBLEM, hparams_set=HPARAMS_SET, hparams=overrides, data_dir=args.data_dir,
-      output_dir=args.output_dir, train_steps=args.train_steps,
-      save_checkpoints_steps=args.eval_every, keep_checkpoint_max=10_000,
-      log_step_count_steps=args.log_every, iterations_per_loop=args.log_every,
-      eval_bleu_samples=args.bleu_samples, num_samples_to_print=0)
-  start = time.time()
-  run = trainer.train(options)
-  train_seconds = time.time() - start
-  result = {
-      "optimizer": args.optimizer, "learning_rate": args.learning_rate, "seed": args.seed,
-      "train_steps": args.train_steps, "batch_size": args.batch_size,
-      "warmup_steps": args.warmup_steps, "threads": args.threads, "hparams": overrides,
-      "train_seconds_with_setup": train_seconds,
-      "state_bytes": memory.state_bytes(run.optimizer),
-      # The hparams set can change between versions of the code: record what this run used.
-      "resolved_hparams": run.hparams.values(),
-      # (step, wall time, value) triples as the trainer logged them.
-      "train_loss": read_scalars(os.path.join(args.output_dir, "train"), "loss"),
-  }
-  start = time.time()
-  if args.bleu_samples:
-    result["test"] = evaluation.evaluate(run)
-  result["test_seconds"] = time.time() - start
-  start = time.time()
-  result["validation_loss"] = validation_losses(run, args.output_dir)
-  result["validation_seconds"] = time.time() - start
-  return result
+    if args.threads:
+        # Two runs share the 2 cores as 1 thread each: more steps per second in total than two
+        # 2-thread runs fighting over them, and both runs see the same conditions.
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    from sm3_t2t import evaluation, trainer
+    from sm3_tf import memory
+
+    overrides = hparams_overrides(
+        args.optimizer, args.learning_rate, args.seed, args.batch_size, args.warmup_steps
+    )
+    options = trainer.TrainerOptions(
+        problem=PROBLEM,
+        hparams_set=HPARAMS_SET,
+        hparams=overrides,
+        data_dir=args.data_dir,
+        output_dir=args.output_dir,
+        train_steps=args.train_steps,
+        save_checkpoints_steps=args.eval_every,
+        keep_checkpoint_max=10_000,
+        log_step_count_steps=args.log_every,
+        iterations_per_loop=args.log_every,
+        eval_bleu_samples=args.bleu_samples,
+        num_samples_to_print=0,
+    )
+    start = time.time()
+    run = trainer.train(options)
+    train_seconds = time.time() - start
+    result = {
+        "optimizer": args.optimizer,
+        "learning_rate": args.learning_rate,
+        "seed": args.seed,
+        "train_steps": args.train_steps,
+        "batch_size": args.batch_size,
+        "warmup_steps": args.warmup_steps,
+        "threads": args.threads,
+        "hparams": overrides,
+        "train_seconds_with_setup": train_seconds,
+        "state_bytes": memory.state_bytes(run.optimizer),
+        # The hparams set can change between versions of the code: record what this run used.
+        "resolved_hparams": run.hparams.values(),
+        # (step, wall time, value) triples as the trainer logged them.
+        "train_loss": read_scalars(os.path.join(args.output_dir, "train"), "loss"),
+    }
+    start = time.time()
+    if args.bleu_samples:
+        result["test"] = evaluation.evaluate(run)
+    result["test_seconds"] = time.time() - start
+    start = time.time()
+    result["validation_loss"] = validation_losses(run, args.output_dir)
+    result["validation_seconds"] = time.time() - start
+    return result
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--optimizer", required=True, choices=["sm3", "adam", "adagrad", "adafactor"])
-  parser.add_argument("--learning_rate", type=float, required=True)
-  parser.add_argument("--seed", type=int, default=1)
-  parser.add_argument("--train_steps", type=int, default=300)
-  parser.add_argument("--batch_size", type=int, default=1024, help="tokens per batch")
-  parser.add_argument("--warmup_steps", type=int, default=30)
-  parser.add_argument("--eval_every", type=int, default=50,
-                      help="checkpoint (and so validation loss) every this many steps")
-  parser.add_argument("--log_every", type=int, default=10, help="training-loss logging interval")
-  parser.add_argument("--bleu_samples", type=int, default=0,
-                      help="test sentences for BLEU after training (0: skip the test evaluation)")
-  parser.add_argument("--threads", type=int, default=0, help="TF threads (0: TF's default)")
-  parser.add_argument("--data_dir", required=True)
-  parser.add_argument("--output_dir", required=True)
-  args = parser.parse_args()
-  result = train_and_measure(args)
-  print(RESULT_PREFIX + json.dumps(result), flush=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--optimizer", required=True, choices=["sm3", "adam", "adagrad", "adafactor"]
+    )
+    parser.add_argument("--learning_rate", type=float, required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--train_steps", type=int, default=300)
+    parser.add_argument("--batch_size", type=int, default=1024, help="tokens per batch")
+    parser.add_argument("--warmup_steps", type=int, default=30)
+    parser.add_argument(
+        "--eval_every",
+        type=int,
+        default=50,
+        help="checkpoint (and so validation loss) every this many steps",
+    )
+    parser.add_argument("--log_every", type=int, default=10, help="training-loss logging interval")
+    parser.add_argument(
+        "--bleu_samples",
+        type=int,
+        default=0,
+        help="test sentences for BLEU after training (0: skip the test evaluation)",
+    )
+    parser.add_argument("--threads", type=int, default=0, help="TF threads (0: TF's default)")
+    parser.add_argument("--data_dir", required=True)
+    parser.add_argument("--output_dir", required=True)
+    args = parser.parse_args()
+    result = train_and_measure(args)
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
-  main()
+    main()

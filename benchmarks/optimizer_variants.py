@@ -19,16 +19,20 @@ VARIANTS = {
     "adagrad": ("Adagrad", keras.optimizers.Adagrad),
     "adafactor": ("Adafactor", keras.optimizers.Adafactor),
     "sm3": ("SM3 (momentum f32)", lambda: sm3_tf.SM3(momentum=0.9)),
-    "sm3_bf16": ("SM3 (momentum bf16)",
-                 lambda: sm3_tf.SM3(momentum=0.9, momentum_dtype="bfloat16")),
+    "sm3_bf16": (
+        "SM3 (momentum bf16)",
+        lambda: sm3_tf.SM3(momentum=0.9, momentum_dtype="bfloat16"),
+    ),
     "sm3_nomom": ("SM3 (no momentum)", lambda: sm3_tf.SM3(momentum=0.0)),
 }
 
 # Same state as "sm3" / "sm3_nomom", different step: measured for peak memory only.
 TF_OPS_VARIANTS = {
     "sm3_tf_ops": ("SM3 (momentum f32, TF ops)", lambda: sm3_tf.SM3(momentum=0.9, fused=False)),
-    "sm3_nomom_tf_ops": ("SM3 (no momentum, TF ops)",
-                         lambda: sm3_tf.SM3(momentum=0.0, fused=False)),
+    "sm3_nomom_tf_ops": (
+        "SM3 (no momentum, TF ops)",
+        lambda: sm3_tf.SM3(momentum=0.0, fused=False),
+    ),
 }
 _ALL = {**VARIANTS, **TF_OPS_VARIANTS}
 
@@ -37,19 +41,19 @@ MODEL_ONLY = "none"
 
 
 def names(with_tf_ops=False):
-  """Short names of the optimizers, in table order (optionally with the TF-ops SM3 variants)."""
-  return list(_ALL if with_tf_ops else VARIANTS)
+    """Short names of the optimizers, in table order (optionally with the TF-ops SM3 variants)."""
+    return list(_ALL if with_tf_ops else VARIANTS)
 
 
 def label(name):
-  """The human-readable label of short name `name` (MODEL_ONLY included)."""
-  if name == MODEL_ONLY:
-    return "model only (no optimizer)"
-  return _ALL[name][0]
+    """The human-readable label of short name `name` (MODEL_ONLY included)."""
+    if name == MODEL_ONLY:
+        return "model only (no optimizer)"
+    return _ALL[name][0]
 
 
 def make(name):
-  """A fresh, unbuilt optimizer for short name `name`."""
-  if name not in _ALL:
-    raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(_ALL)}")
-  return _ALL[name][1]()
+    """A fresh, unbuilt optimizer for short name `name`."""
+    if name not in _ALL:
+        raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(_ALL)}")
+    return _ALL[name][1]()

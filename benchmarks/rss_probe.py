@@ -1,4 +1,5 @@
-"""Peak resident memory (RSS) of training steps of a Transformer with one optimizer, in its own process.
+"""Peak resident memory (RSS) of training steps of a Transformer with one optimizer, in its own
+process.
 
 Peak RSS is a per-process high-water mark, so every (optimizer, batch) measurement needs a fresh
 process: the memory and batch-headroom benchmarks run this file as a subprocess through
@@ -30,156 +31,191 @@ _RESULTS = {}
 
 
 def _rss_bytes():
-  import psutil  # pylint: disable=g-import-not-at-top
-  return psutil.Process().memory_info().rss
+    import psutil
+
+    return psutil.Process().memory_info().rss
 
 
 def _peak_rss_bytes():
-  """This process's peak resident memory: VmHWM, the high-water mark of its address space.
+    """This process's peak resident memory: VmHWM, the high-water mark of its address space.
 
-  Not getrusage's ru_maxrss: Linux carries ru_maxrss over an exec from the image before it, so a
-  probe started by a parent holding 5 GiB would report at least 5 GiB whatever it used.
-  """
-  try:
-    with open("/proc/self/status", encoding="ascii") as status:
-      for line in status:
-        if line.startswith("VmHWM:"):
-          return int(line.split()[1]) * 1024  # reported in kB
-  except OSError:
-    pass
-  # Not Linux: ru_maxrss (KiB on Linux and most BSDs, bytes on macOS).
-  scale = 1 if sys.platform == "darwin" else 1024
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    Not getrusage's ru_maxrss: Linux carries ru_maxrss over an exec from the image before it, so a
+    probe started by a parent holding 5 GiB would report at least 5 GiB whatever it used.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # reported in kB
+    except OSError:
+        pass
+    # Not Linux: ru_maxrss (KiB on Linux and most BSDs, bytes on macOS).
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 def _sm3_path(optimizer, variable):
-  """Which SM3 step implementation ran ('fused' or 'tf_ops'); None for other optimizers."""
-  import sm3_tf  # pylint: disable=g-import-not-at-top
-  from sm3_tf import step  # pylint: disable=g-import-not-at-top
-  if not isinstance(optimizer, sm3_tf.SM3):
-    return None
-  implementation = step.select(optimizer.fused, variable, optimizer._config)  # pylint: disable=protected-access
-  return "fused" if implementation.__name__.endswith("fused_step") else "tf_ops"
+    """Which SM3 step implementation ran ('fused' or 'tf_ops'); None for other optimizers."""
+    import sm3_tf
+    from sm3_tf import step
+
+    if not isinstance(optimizer, sm3_tf.SM3):
+        return None
+    implementation = step.select(optimizer.fused, variable, optimizer._config)
+    return "fused" if implementation.__name__.endswith("fused_step") else "tf_ops"
 
 
 def _make_step(model, optimizer, label_smoothing):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from sm3_t2t import metrics  # pylint: disable=g-import-not-at-top
-  variables = model.trainable_variables
+    import tensorflow as tf
 
-  @tf.function
-  def train_step(features):
-    with tf.GradientTape() as tape:
-      logits = model(features, training=True)
-      loss_sum, weight = metrics.padded_cross_entropy(logits, features["targets"], label_smoothing)
-      loss = loss_sum / tf.maximum(weight, 1.0)
-    grads = tape.gradient(loss, variables)
-    if optimizer is None:
-      # Consume every gradient (else the graph prunes the backward pass), one at a time as an
-      # optimizer would, so the baseline holds the same gradients an optimizer step holds.
-      return loss + tf.add_n([tf.reduce_sum(g) for g in grads]) * 0.0
-    optimizer.apply_gradients(zip(grads, variables))
-    return loss
+    from sm3_t2t import metrics
 
-  return train_step
+    variables = model.trainable_variables
+
+    @tf.function
+    def train_step(features):
+        with tf.GradientTape() as tape:
+            logits = model(features, training=True)
+            loss_sum, weight = metrics.padded_cross_entropy(
+                logits, features["targets"], label_smoothing
+            )
+            loss = loss_sum / tf.maximum(weight, 1.0)
+        grads = tape.gradient(loss, variables)
+        if optimizer is None:
+            # Consume every gradient (else the graph prunes the backward pass), one at a time as an
+            # optimizer would, so the baseline holds the same gradients an optimizer step holds.
+            return loss + tf.add_n([tf.reduce_sum(g) for g in grads]) * 0.0
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    return train_step
 
 
 def measure(optimizer_name, hparams_set, vocab, batch_tokens, length, steps, seed=1):
-  """Runs the probe in this process; returns the result dict (see the module docstring)."""
-  rss_start = _rss_bytes()
-  import keras  # pylint: disable=g-import-not-at-top
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from sm3_t2t import decoder  # pylint: disable=g-import-not-at-top
-  from sm3_t2t import registry  # pylint: disable=g-import-not-at-top
-  from sm3_tf import memory  # pylint: disable=g-import-not-at-top
-  import optimizer_variants  # pylint: disable=g-import-not-at-top
+    """Runs the probe in this process; returns the result dict (see the module docstring)."""
+    rss_start = _rss_bytes()
+    import keras
+    import optimizer_variants
+    import tensorflow as tf
 
-  keras.utils.set_random_seed(seed)
-  rss_imported = _rss_bytes()
-  hparams = registry.hparams_set(hparams_set)
-  model = registry.model("transformer")(hparams, input_vocab_size=vocab, target_vocab_size=vocab)
-  decoder.build_variables(model)
-  variables = model.trainable_variables
-  rss_model = _rss_bytes()
-  optimizer = None
-  if optimizer_name != optimizer_variants.MODEL_ONLY:
-    optimizer = optimizer_variants.make(optimizer_name)
-    optimizer.build(variables)
-  rss_optimizer = _rss_bytes()
+    from sm3_t2t import decoder, registry
+    from sm3_tf import memory
 
-  sentences = max(1, batch_tokens // length)
-  # Ids from 2 up: 0 is padding (it would carry no loss) and 1 is EOS.
-  ids = lambda: tf.random.uniform([sentences, length], 2, vocab, dtype=tf.int64)
-  features = {"inputs": ids(), "targets": ids()}
-  train_step = _make_step(model, optimizer, hparams.label_smoothing)
-  step_seconds = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    float(train_step(features))
-    step_seconds.append(time.perf_counter() - start)
-  return {
-      "optimizer": optimizer_name,
-      "hparams_set": hparams_set,
-      "vocab": vocab,
-      "batch_tokens": sentences * length,
-      "sentences": sentences,
-      "length": length,
-      "steps": steps,
-      "params": int(sum(int(tf.size(v)) for v in variables)),
-      "param_bytes": memory.parameter_bytes(variables),
-      "state_bytes": memory.state_bytes(optimizer) if optimizer else 0,
-      "rss_start": rss_start,
-      "rss_imported": rss_imported,
-      "rss_model": rss_model,
-      "rss_optimizer": rss_optimizer,
-      "rss_end": _rss_bytes(),
-      "peak_rss": _peak_rss_bytes(),
-      # The first step includes tracing; the last is the steady-state step time.
-      "first_step_seconds": step_seconds[0],
-      "last_step_seconds": step_seconds[-1],
-      "sm3_path": _sm3_path(optimizer, variables[0]) if optimizer else None,
-  }
+    keras.utils.set_random_seed(seed)
+    rss_imported = _rss_bytes()
+    hparams = registry.hparams_set(hparams_set)
+    model = registry.model("transformer")(hparams, input_vocab_size=vocab, target_vocab_size=vocab)
+    decoder.build_variables(model)
+    variables = model.trainable_variables
+    rss_model = _rss_bytes()
+    optimizer = None
+    if optimizer_name != optimizer_variants.MODEL_ONLY:
+        optimizer = optimizer_variants.make(optimizer_name)
+        optimizer.build(variables)
+    rss_optimizer = _rss_bytes()
+
+    sentences = max(1, batch_tokens // length)
+
+    # Ids from 2 up: 0 is padding (it would carry no loss) and 1 is EOS.
+    def ids():
+        return tf.random.uniform([sentences, length], 2, vocab, dtype=tf.int64)
+
+    features = {"inputs": ids(), "targets": ids()}
+    train_step = _make_step(model, optimizer, hparams.label_smoothing)
+    step_seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        float(train_step(features))
+        step_seconds.append(time.perf_counter() - start)
+    return {
+        "optimizer": optimizer_name,
+        "hparams_set": hparams_set,
+        "vocab": vocab,
+        "batch_tokens": sentences * length,
+        "sentences": sentences,
+        "length": length,
+        "steps": steps,
+        "params": int(sum(int(tf.size(v)) for v in variables)),
+        "param_bytes": memory.parameter_bytes(variables),
+        "state_bytes": memory.state_bytes(optimizer) if optimizer else 0,
+        "rss_start": rss_start,
+        "rss_imported": rss_imported,
+        "rss_model": rss_model,
+        "rss_optimizer": rss_optimizer,
+        "rss_end": _rss_bytes(),
+        "peak_rss": _peak_rss_bytes(),
+        # The first step includes tracing; the last is the steady-state step time.
+        "first_step_seconds": step_seconds[0],
+        "last_step_seconds": step_seconds[-1],
+        "sm3_path": _sm3_path(optimizer, variables[0]) if optimizer else None,
+    }
 
 
-def run_probe(optimizer, hparams_set="transformer_big", vocab=32768, batch_tokens=2048, length=64,
-              steps=1, timeout=3600):
-  """Runs `measure` in a fresh subprocess; returns its result dict, or None if the probe died.
+def run_probe(
+    optimizer,
+    hparams_set="transformer_big",
+    vocab=32768,
+    batch_tokens=2048,
+    length=64,
+    steps=1,
+    timeout=3600,
+):
+    """Runs `measure` in a fresh subprocess; returns its result dict, or None if the probe died.
 
-  A probe that runs out of memory is killed by the kernel; that is reported as None (with its
-  stderr tail printed) rather than as an exception, because "does not fit" is a result.
-  """
-  key = (optimizer, hparams_set, vocab, batch_tokens, length, steps)
-  if key in _RESULTS:
-    return _RESULTS[key]
-  command = [sys.executable, os.path.abspath(__file__), f"--optimizer={optimizer}",
-             f"--hparams_set={hparams_set}", f"--vocab={vocab}", f"--batch_tokens={batch_tokens}",
-             f"--length={length}", f"--steps={steps}"]
-  done = subprocess.run(command, env=source_tree.subprocess_env(), capture_output=True,
-                        text=True, timeout=timeout, check=False)
-  for line in done.stdout.splitlines():
-    if line.startswith(RESULT_PREFIX):
-      _RESULTS[key] = json.loads(line[len(RESULT_PREFIX):])
-      return _RESULTS[key]
-  tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-  print(f"  probe {optimizer} at {batch_tokens} tokens failed (exit {done.returncode}): {tail}",
-        file=sys.stderr)
-  return None
+    A probe that runs out of memory is killed by the kernel; that is reported as None (with its
+    stderr tail printed) rather than as an exception, because "does not fit" is a result.
+    """
+    key = (optimizer, hparams_set, vocab, batch_tokens, length, steps)
+    if key in _RESULTS:
+        return _RESULTS[key]
+    command = [
+        sys.executable,
+        os.path.abspath(__file__),
+        f"--optimizer={optimizer}",
+        f"--hparams_set={hparams_set}",
+        f"--vocab={vocab}",
+        f"--batch_tokens={batch_tokens}",
+        f"--length={length}",
+        f"--steps={steps}",
+    ]
+    done = subprocess.run(
+        command,
+        env=source_tree.subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            _RESULTS[key] = json.loads(line[len(RESULT_PREFIX) :])
+            return _RESULTS[key]
+    tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+    print(
+        f"  probe {optimizer} at {batch_tokens} tokens failed (exit {done.returncode}): {tail}",
+        file=sys.stderr,
+    )
+    return None
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--optimizer", required=True,
-                      help="a name of benchmarks/optimizer_variants.py, or 'none' (model only)")
-  parser.add_argument("--hparams_set", default="transformer_big")
-  parser.add_argument("--vocab", type=int, default=32768)
-  parser.add_argument("--batch_tokens", type=int, default=2048)
-  parser.add_argument("--length", type=int, default=64)
-  parser.add_argument("--steps", type=int, default=1)
-  args = parser.parse_args()
-  result = measure(args.optimizer, args.hparams_set, args.vocab, args.batch_tokens, args.length,
-                   args.steps)
-  print(RESULT_PREFIX + json.dumps(result), flush=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--optimizer",
+        required=True,
+        help="a name of benchmarks/optimizer_variants.py, or 'none' (model only)",
+    )
+    parser.add_argument("--hparams_set", default="transformer_big")
+    parser.add_argument("--vocab", type=int, default=32768)
+    parser.add_argument("--batch_tokens", type=int, default=2048)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=1)
+    args = parser.parse_args()
+    result = measure(
+        args.optimizer, args.hparams_set, args.vocab, args.batch_tokens, args.length, args.steps
+    )
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
-  main()
+    main()

@@ -23,63 +23,78 @@ import argparse
 import subprocess
 import sys
 
-import source_tree
 import docs_output
+import source_tree
 
 PARTS = ("memory", "headroom", "convergence", "step")
 MEMORY_BATCH_TOKENS = 2048  # transformer_big's own batch_size hparam
 
 
 def run_memory():
-  import bench_memory  # pylint: disable=g-import-not-at-top
-  bench_memory.run(batch_tokens=MEMORY_BATCH_TOKENS)
+    import bench_memory
+
+    bench_memory.run(batch_tokens=MEMORY_BATCH_TOKENS)
 
 
 def run_headroom(shared_with_memory):
-  import bench_batch_headroom  # pylint: disable=g-import-not-at-top
-  extra = (MEMORY_BATCH_TOKENS,) if shared_with_memory else ()
-  bench_batch_headroom.run(budget_batch=1024, extra_batches=extra)
+    import bench_batch_headroom
+
+    extra = (MEMORY_BATCH_TOKENS,) if shared_with_memory else ()
+    bench_batch_headroom.run(budget_batch=1024, extra_batches=extra)
 
 
 def run_convergence():
-  import bench_convergence  # pylint: disable=g-import-not-at-top
-  bench_convergence.run(bench_convergence.parse_args([]))
+    import bench_convergence
+
+    bench_convergence.run(bench_convergence.parse_args([]))
 
 
 def run_step():
-  """bench_step.py in its own process (it sets up TF itself); its table goes to docs/results."""
-  stopwatch = docs_output.Stopwatch()
-  command = [sys.executable, f"{source_tree.BENCHMARKS_DIR}/bench_step.py"]
-  done = subprocess.run(command, env=source_tree.subprocess_env(), capture_output=True, text=True,
-                        check=True)
-  output = "\n".join(line for line in done.stdout.splitlines()
-                     if not line.startswith(("I0000", "WARNING: All log")))
-  docs_output.publish("step", "Optimizer step speed (bench_step.py)",
-                      [("`python benchmarks/bench_step.py` printed:", output)],
-                      {"stdout": done.stdout}, stopwatch)
+    """bench_step.py in its own process (it sets up TF itself); its table goes to docs/results."""
+    stopwatch = docs_output.Stopwatch()
+    command = [sys.executable, f"{source_tree.BENCHMARKS_DIR}/bench_step.py"]
+    done = subprocess.run(
+        command, env=source_tree.subprocess_env(), capture_output=True, text=True, check=True
+    )
+    output = "\n".join(
+        line
+        for line in done.stdout.splitlines()
+        if not line.startswith(("I0000", "WARNING: All log"))
+    )
+    docs_output.publish(
+        "step",
+        "Optimizer step speed (bench_step.py)",
+        [("`python benchmarks/bench_step.py` printed:", output)],
+        {"stdout": done.stdout},
+        stopwatch,
+    )
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--only", action="append", choices=PARTS,
-                      help="run only this part (may be given several times)")
-  args = parser.parse_args()
-  parts = args.only or list(PARTS)
-  for part in PARTS:
-    if part not in parts:
-      continue
-    print(f"=== {part} ===", flush=True)
-    stopwatch = docs_output.Stopwatch()
-    if part == "memory":
-      run_memory()
-    elif part == "headroom":
-      run_headroom(shared_with_memory="memory" in parts)
-    elif part == "convergence":
-      run_convergence()
-    else:
-      run_step()
-    print(f"=== {part}: {stopwatch.summary()} ===", flush=True)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=PARTS,
+        help="run only this part (may be given several times)",
+    )
+    args = parser.parse_args()
+    parts = args.only or list(PARTS)
+    for part in PARTS:
+        if part not in parts:
+            continue
+        print(f"=== {part} ===", flush=True)
+        stopwatch = docs_output.Stopwatch()
+        if part == "memory":
+            run_memory()
+        elif part == "headroom":
+            run_headroom(shared_with_memory="memory" in parts)
+        elif part == "convergence":
+            run_convergence()
+        else:
+            run_step()
+        print(f"=== {part}: {stopwatch.summary()} ===", flush=True)
 
 
 if __name__ == "__main__":
-  main()
+    main()

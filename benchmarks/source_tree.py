@@ -14,13 +14,15 @@ DOCS_DIR = os.path.join(ROOT, "docs")
 IMPORT_PATHS = [BENCHMARKS_DIR, ROOT, os.path.join(ROOT, "models")]
 
 for _path in reversed(IMPORT_PATHS):
-  if _path not in sys.path:
-    sys.path.insert(0, _path)
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 
 def subprocess_env():
-  """os.environ for a child Python process that must import the same tree."""
-  env = dict(os.environ)
-  env["PYTHONPATH"] = os.pathsep.join(IMPORT_PATHS + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-  env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the C++ startup chatter buries the results
-  return env
+    """os.environ for a child Python process that must import the same tree."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(IMPORT_PATHS + [env.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the C++ startup chatter buries the results
+    return env

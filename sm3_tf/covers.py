@@ -3,7 +3,8 @@
 SM3 (Anil et al. 2019, sec. 3) bounds each parameter's second-moment statistic by a small set of
 accumulators that "cover" it. This project uses the paper's choice for tensors: for a parameter of
 shape (d_1, ..., d_p) with p >= 2, one vector per axis, acc_i of shape (d_i,), so the state is
-d_1 + ... + d_p floats instead of d_1 * ... * d_p. A scalar or a vector gets one accumulator entry per
+d_1 + ... + d_p floats instead of d_1 * ... * d_p. A scalar or a vector gets one accumulator entry
+per
 element, which makes SM3 exactly diagonal Adagrad there.
 
 This is the one place that knows the covers; the Keras optimizer, the v1 optimizer, the kernels'
@@ -14,43 +15,43 @@ import tensorflow as tf
 
 
 def is_factored(shape):
-  """True when a parameter of `shape` gets one accumulator per axis (rank >= 2)."""
-  return len(tuple(shape)) >= 2
+    """True when a parameter of `shape` gets one accumulator per axis (rank >= 2)."""
+    return len(tuple(shape)) >= 2
 
 
 def accumulator_shapes(shape):
-  """The accumulator shapes for a parameter of `shape`.
+    """The accumulator shapes for a parameter of `shape`.
 
-  Args:
-    shape: the parameter's fully defined shape (tuple, list or `tf.TensorShape`).
+    Args:
+      shape: the parameter's fully defined shape (tuple, list or `tf.TensorShape`).
 
-  Returns:
-    A list of shape tuples: `[(d_1,), ..., (d_p,)]` for rank >= 2, `[shape]` for rank 0 and 1.
-  """
-  shape = tuple(int(d) for d in tf.TensorShape(shape).as_list())
-  if not is_factored(shape):
-    return [shape]
-  return [(d,) for d in shape]
+    Returns:
+      A list of shape tuples: `[(d_1,), ..., (d_p,)]` for rank >= 2, `[shape]` for rank 0 and 1.
+    """
+    shape = tuple(int(d) for d in tf.TensorShape(shape).as_list())
+    if not is_factored(shape):
+        return [shape]
+    return [(d,) for d in shape]
 
 
 def accumulator_size(shape):
-  """Number of accumulator floats SM3 keeps for a parameter of `shape`."""
-  total = 0
-  for cover in accumulator_shapes(shape):
-    size = 1
-    for d in cover:
-      size *= d
-    total += size
-  return total
+    """Number of accumulator floats SM3 keeps for a parameter of `shape`."""
+    total = 0
+    for cover in accumulator_shapes(shape):
+        size = 1
+        for d in cover:
+            size *= d
+        total += size
+    return total
 
 
 def broadcast_along(vector, axis, rank):
-  """Reshapes accumulator `vector` (d_axis,) to rank `rank` with size 1 on every other axis."""
-  shape = [1] * rank
-  shape[axis] = -1
-  return tf.reshape(vector, shape)
+    """Reshapes accumulator `vector` (d_axis,) to rank `rank` with size 1 on every other axis."""
+    shape = [1] * rank
+    shape[axis] = -1
+    return tf.reshape(vector, shape)
 
 
 def other_axes(axis, rank):
-  """Every axis of a rank-`rank` tensor but `axis`: the axes an accumulator takes its max over."""
-  return [a for a in range(rank) if a != axis]
+    """Every axis of a rank-`rank` tensor but `axis`: the axes an accumulator takes its max over."""
+    return [a for a in range(rank) if a != axis]

@@ -15,16 +15,17 @@ import pytest
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--kernel-library", required=True,
-                      help="the op library built by Bazel (//:_sm3_ops.so)")
-  parser.add_argument("paths", nargs="+", help="test files or directories")
-  args = parser.parse_args(argv)
-  if not os.path.isfile(args.kernel_library):
-    parser.error(f"--kernel-library: {args.kernel_library} does not exist")
-  os.environ["SM3_TF_KERNEL_LIBRARY"] = os.path.abspath(args.kernel_library)
-  return pytest.main(["-q", "-p", "no:cacheprovider", *args.paths])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--kernel-library", required=True, help="the op library built by Bazel (//:_sm3_ops.so)"
+    )
+    parser.add_argument("paths", nargs="+", help="test files or directories")
+    args = parser.parse_args(argv)
+    if not os.path.isfile(args.kernel_library):
+        parser.error(f"--kernel-library: {args.kernel_library} does not exist")
+    os.environ["SM3_TF_KERNEL_LIBRARY"] = os.path.abspath(args.kernel_library)
+    return pytest.main(["-q", "-p", "no:cacheprovider", *args.paths])
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+    sys.exit(main())

@@ -7,15 +7,18 @@ for training with the SM3 optimizer on TensorFlow 2, where tensor2tensor no long
     hparams = sm3_t2t.hparams.basic_params1()
     batches = problem.dataset(sm3_t2t.problems.TRAIN, data_dir, hparams)
 """
-from sm3_t2t import hparams
-from sm3_t2t import registry
-from sm3_t2t import problems
 
 # ---- Modules that register models and hparams sets --------------------------------------
 # Importing sm3_t2t registers everything; add each registering module here (no try/except:
 # a broken module should fail loudly). The lead adds e.g. `from sm3_t2t import transformer`.
-from sm3_t2t import transformer  # registers the model `transformer`
-from sm3_t2t import transformer_hparams  # registers transformer_tiny/small/base/big
+from sm3_t2t import (
+    hparams,
+    problems,
+    registry,
+    transformer,  # registers the model `transformer`
+    transformer_hparams,  # registers transformer_tiny/small/base/big
+)
+
 # (end of registering modules) ---------------------------------------------------------------
 
 __all__ = ["hparams", "problems", "registry", "transformer", "transformer_hparams"]

@@ -34,8 +34,7 @@ def _merge_beams(x):
 def _split_beams(x, beam_size):
     """`[B * beam, ...]` -> `[B, beam, ...]`."""
     shape = tf.shape(x)
-    return tf.reshape(
-        x, tf.concat([[shape[0] // beam_size, beam_size], shape[1:]], 0))
+    return tf.reshape(x, tf.concat([[shape[0] // beam_size, beam_size], shape[1:]], 0))
 
 
 def expand_to_beams(x, beam_size):
@@ -45,22 +44,31 @@ def expand_to_beams(x, beam_size):
 
 def _gather_beams(nested, beam_indices, beam_size):
     """Picks beams `beam_indices [B, k]` from every `[B * beam, ...]` tensor."""
+
     def gather(x):
-        picked = tf.gather(_split_beams(x, beam_size), beam_indices,
-                           batch_dims=1)
+        picked = tf.gather(_split_beams(x, beam_size), beam_indices, batch_dims=1)
         return _merge_beams(picked)
+
     return tf.nest.map_structure(gather, nested)
 
 
 def _top_k(scores, k, *tensors):
     """Top `k` of `scores [B, n]` and the matching rows of `tensors [B, n, ...]`."""
     top_scores, indices = tf.math.top_k(scores, k=k)
-    return (top_scores, indices) + tuple(
-        tf.gather(t, indices, batch_dims=1) for t in tensors)
+    return (top_scores, indices) + tuple(tf.gather(t, indices, batch_dims=1) for t in tensors)
 
 
-def beam_search(symbols_to_logits_fn, initial_ids, beam_size, decode_length,
-                vocab_size, alpha, states=None, eos_id=1, stop_early=True):
+def beam_search(
+    symbols_to_logits_fn,
+    initial_ids,
+    beam_size,
+    decode_length,
+    vocab_size,
+    alpha,
+    states=None,
+    eos_id=1,
+    stop_early=True,
+):
     """Beam search for the best sequences under `symbols_to_logits_fn`.
 
     Args:
@@ -91,29 +99,27 @@ def beam_search(symbols_to_logits_fn, initial_ids, beam_size, decode_length,
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     initial_ids = tf.convert_to_tensor(initial_ids)
     batch = tf.shape(initial_ids)[0]
-    limits = tf.broadcast_to(tf.convert_to_tensor(decode_length, tf.int32),
-                             [batch])
+    limits = tf.broadcast_to(tf.convert_to_tensor(decode_length, tf.int32), [batch])
     decode_length = tf.reduce_max(limits)
     ids_dtype = initial_ids.dtype
-    states = tf.nest.map_structure(
-        lambda x: expand_to_beams(x, beam_size), states or {})
+    states = tf.nest.map_structure(lambda x: expand_to_beams(x, beam_size), states or {})
 
     # Slot 0 holds the initial id; generated tokens go to 1..decode_length.
     alive_seq = tf.zeros([batch, beam_size, decode_length + 1], ids_dtype)
-    alive_seq += tf.cast(
-        tf.one_hot(0, decode_length + 1, dtype=tf.int32), ids_dtype)[
-            None, None, :] * initial_ids[:, None, None]
+    alive_seq += (
+        tf.cast(tf.one_hot(0, decode_length + 1, dtype=tf.int32), ids_dtype)[None, None, :]
+        * initial_ids[:, None, None]
+    )
     # Only the first beam is live at the start, so the first step does not
     # pick the same extension beam_size times.
     alive_log_probs = tf.tile(
-        tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[None],
-        [batch, 1])
+        tf.concat([[0.0], tf.fill([beam_size - 1], _NEG_INF)], 0)[None], [batch, 1]
+    )
     finished_seq = tf.zeros_like(alive_seq)
     finished_scores = tf.fill([batch, beam_size], _NEG_INF)
     finished_flags = tf.zeros([batch, beam_size], tf.bool)
 
-    def grow(i, alive_seq, alive_log_probs, finished_seq, finished_scores,
-             finished_flags, states):
+    def grow(i, alive_seq, alive_log_probs, finished_seq, finished_scores, finished_flags, states):
         last_ids = _merge_beams(tf.gather(alive_seq, i, axis=2))
         logits, states = symbols_to_logits_fn(last_ids, i, states)
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
@@ -121,8 +127,8 @@ def beam_search(symbols_to_logits_fn, initial_ids, beam_size, decode_length,
         # At a sentence's length limit only EOS may follow.
         must_end = (i + 1 >= limits)[:, None, None]
         log_probs = tf.where(
-            must_end & (tf.range(vocab_size) != eos_id)[None, None, :],
-            -np.inf, log_probs)
+            must_end & (tf.range(vocab_size) != eos_id)[None, None, :], -np.inf, log_probs
+        )
         candidate_log_probs = log_probs + alive_log_probs[:, :, None]
         penalty = length_penalty(i + 1, alpha)
         flat = tf.reshape(candidate_log_probs, [batch, -1])
@@ -132,8 +138,9 @@ def beam_search(symbols_to_logits_fn, initial_ids, beam_size, decode_length,
         top_beams = top_flat_ids // vocab_size
         top_tokens = tf.cast(top_flat_ids % vocab_size, ids_dtype)
         top_seq = tf.gather(alive_seq, top_beams, batch_dims=1)
-        slot = tf.cast(tf.one_hot(i + 1, decode_length + 1, dtype=tf.int32),
-                       ids_dtype)[None, None, :]
+        slot = tf.cast(tf.one_hot(i + 1, decode_length + 1, dtype=tf.int32), ids_dtype)[
+            None, None, :
+        ]
         top_seq = top_seq * (1 - slot) + top_tokens[:, :, None] * slot
         top_finished = tf.equal(top_tokens, eos_id)
 
@@ -142,18 +149,28 @@ def beam_search(symbols_to_logits_fn, initial_ids, beam_size, decode_length,
         # (finite, very low) score, hence -inf rather than a large negative.
         alive_scores = tf.where(top_finished, -np.inf, top_log_probs)
         _, alive_pick, alive_seq, alive_log_probs = _top_k(
-            alive_scores, beam_size, top_seq, top_log_probs)
+            alive_scores, beam_size, top_seq, top_log_probs
+        )
         source_beams = tf.gather(top_beams, alive_pick, batch_dims=1)
         states = _gather_beams(states, source_beams, beam_size)
 
         # Finished set: the best of the old finished and new EOS candidates.
         new_scores = tf.where(top_finished, top_log_probs / penalty, -np.inf)
         finished_scores, _, finished_seq, finished_flags = _top_k(
-            tf.concat([finished_scores, new_scores], 1), beam_size,
+            tf.concat([finished_scores, new_scores], 1),
+            beam_size,
             tf.concat([finished_seq, top_seq], 1),
-            tf.concat([finished_flags, top_finished], 1))
-        return (i + 1, alive_seq, alive_log_probs, finished_seq,
-                finished_scores, finished_flags, states)
+            tf.concat([finished_flags, top_finished], 1),
+        )
+        return (
+            i + 1,
+            alive_seq,
+            alive_log_probs,
+            finished_seq,
+            finished_scores,
+            finished_flags,
+            states,
+        )
 
     def grow_keeping_shapes(*loop_vars):
         # Gathers lose static dimensions (e.g. the batch size) that the
@@ -161,36 +178,45 @@ def beam_search(symbols_to_logits_fn, initial_ids, beam_size, decode_length,
         def keep_shape(new, old):
             new.set_shape(old.shape)
             return new
-        return tf.nest.map_structure(keep_shape, grow(*loop_vars),
-                                     tuple(loop_vars))
 
-    def not_done(i, alive_seq, alive_log_probs, finished_seq,
-                 finished_scores, finished_flags, states):
+        return tf.nest.map_structure(keep_shape, grow(*loop_vars), tuple(loop_vars))
+
+    def not_done(
+        i, alive_seq, alive_log_probs, finished_seq, finished_scores, finished_flags, states
+    ):
         in_length = i < decode_length
         if not stop_early:
             return in_length
         # Alive log-probs only fall as tokens are added, and the length
         # penalty is largest at the limit: this bounds any alive beam.
         best_alive = alive_log_probs[:, 0] / length_penalty(limits, alpha)
-        worst_finished = tf.reduce_min(
-            tf.where(finished_flags, finished_scores, 0.0), axis=1)
-        worst_finished += (1.0 - tf.cast(
-            tf.reduce_any(finished_flags, axis=1), tf.float32)) * _NEG_INF
+        worst_finished = tf.reduce_min(tf.where(finished_flags, finished_scores, 0.0), axis=1)
+        worst_finished += (
+            1.0 - tf.cast(tf.reduce_any(finished_flags, axis=1), tf.float32)
+        ) * _NEG_INF
         can_improve = tf.reduce_any(best_alive > worst_finished)
         return tf.logical_and(in_length, can_improve)
 
-    loop_vars = (tf.constant(0), alive_seq, alive_log_probs, finished_seq,
-                 finished_scores, finished_flags, states)
-    (_, alive_seq, alive_log_probs, finished_seq, finished_scores,
-     finished_flags, _) = tf.while_loop(not_done, grow_keeping_shapes,
-                                    loop_vars)
+    loop_vars = (
+        tf.constant(0),
+        alive_seq,
+        alive_log_probs,
+        finished_seq,
+        finished_scores,
+        finished_flags,
+        states,
+    )
+    (_, alive_seq, alive_log_probs, finished_seq, finished_scores, finished_flags, _) = (
+        tf.while_loop(not_done, grow_keeping_shapes, loop_vars)
+    )
 
     any_finished = tf.reduce_any(finished_flags, axis=1)
     sequences = tf.where(any_finished[:, None, None], finished_seq, alive_seq)
     scores = tf.where(any_finished[:, None], finished_scores, alive_log_probs)
     sequences = sequences[:, :, 1:]
     # Zero everything after the first EOS (alive beams never contain one).
-    after_eos = tf.cumsum(tf.cast(tf.equal(sequences, eos_id), tf.int32),
-                          axis=2, exclusive=True) > 0
+    after_eos = (
+        tf.cumsum(tf.cast(tf.equal(sequences, eos_id), tf.int32), axis=2, exclusive=True) > 0
+    )
     sequences = tf.where(after_eos, tf.zeros_like(sequences), sequences)
     return sequences, scores

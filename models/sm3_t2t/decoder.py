@@ -18,17 +18,18 @@ import os
 import sys
 import weakref
 
-from absl import app
-from absl import flags
-
 import tensorflow as tf
+from absl import app, flags
 
 from sm3_t2t import hparams as hparams_lib
-from sm3_t2t import problems
-from sm3_t2t import registry
+
 # Imported for their registrations: the "transformer" model and its hparams.
-from sm3_t2t import transformer  # noqa: F401  pylint: disable=unused-import
-from sm3_t2t import transformer_hparams  # noqa: F401  pylint: disable=unused-import
+from sm3_t2t import (
+    problems,
+    registry,
+    transformer,  # noqa: F401
+    transformer_hparams,  # noqa: F401
+)
 
 RUN_INFO_FILE = "run_info.json"
 HPARAMS_FILE = "hparams.json"
@@ -37,9 +38,11 @@ HPARAMS_FILE = "hparams.json"
 def build_model(model_name, hparams, encoders):
     """Instantiates registered model `model_name` for the problem's vocabularies."""
     model_class = registry.model(model_name)
-    return model_class(hparams,
-                       input_vocab_size=encoders["inputs"].vocab_size,
-                       target_vocab_size=encoders["targets"].vocab_size)
+    return model_class(
+        hparams,
+        input_vocab_size=encoders["inputs"].vocab_size,
+        target_vocab_size=encoders["targets"].vocab_size,
+    )
 
 
 def build_variables(model):
@@ -51,6 +54,7 @@ def build_variables(model):
 @dataclasses.dataclass
 class TrainedModel:
     """A restored model and everything needed to feed it text."""
+
     model: object
     problem: object
     hparams: object
@@ -66,13 +70,12 @@ def read_run_info(output_dir):
       FileNotFoundError: naming the missing file, if `output_dir` was not
         written by sm3-trainer.
     """
-    paths = [os.path.join(output_dir, name)
-             for name in (RUN_INFO_FILE, HPARAMS_FILE)]
+    paths = [os.path.join(output_dir, name) for name in (RUN_INFO_FILE, HPARAMS_FILE)]
     for path in paths:
         if not os.path.exists(path):
             raise FileNotFoundError(
-                f"{path} not found: --output_dir must be a directory written "
-                f"by sm3-trainer")
+                f"{path} not found: --output_dir must be a directory written by sm3-trainer"
+            )
     with open(paths[0], encoding="utf-8") as f:
         run_info = json.load(f)
     with open(paths[1], encoding="utf-8") as f:
@@ -104,16 +107,14 @@ def load_trained(output_dir, data_dir=None, checkpoint_path=None):
     step = tf.Variable(0, dtype=tf.int64)
     checkpoint = tf.train.Checkpoint(model=model, step=step)
     # The checkpoint also holds optimizer slots, which decoding ignores.
-    checkpoint.restore(checkpoint_path).expect_partial(
-    ).assert_existing_objects_matched()
-    return TrainedModel(model, problem, hparams, encoders, int(step.numpy()),
-                        run_info)
+    checkpoint.restore(checkpoint_path).expect_partial().assert_existing_objects_matched()
+    return TrainedModel(model, problem, hparams, encoders, int(step.numpy()), run_info)
 
 
 def _strip_after_eos(ids):
     ids = list(ids)
     if problems.EOS_ID in ids:
-        ids = ids[:ids.index(problems.EOS_ID)]
+        ids = ids[: ids.index(problems.EOS_ID)]
     return [i for i in ids if i != problems.PAD_ID]
 
 
@@ -126,17 +127,22 @@ def _translate_function(model, beam_size, alpha, extra_length):
     functions = _TRANSLATE_FUNCTIONS.setdefault(model, {})
     key = (beam_size, float(alpha), extra_length)
     if key not in functions:
+
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int64)])
         def translate_batch(inputs):
-            return model.translate(inputs, beam_size=beam_size, alpha=alpha,
-                                   extra_length=extra_length,
-                                   eos_id=problems.EOS_ID)
+            return model.translate(
+                inputs,
+                beam_size=beam_size,
+                alpha=alpha,
+                extra_length=extra_length,
+                eos_id=problems.EOS_ID,
+            )
+
         functions[key] = translate_batch
     return functions[key]
 
 
-def translate_texts(model, encoders, texts, beam_size=4, alpha=0.6,
-                    extra_length=50, batch_size=32):
+def translate_texts(model, encoders, texts, beam_size=4, alpha=0.6, extra_length=50, batch_size=32):
     """Translates a list of strings; returns translations in the same order.
 
     Sentences are sorted by length and batched so that padding stays small;
@@ -146,17 +152,14 @@ def translate_texts(model, encoders, texts, beam_size=4, alpha=0.6,
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    encoded = [encoders["inputs"].encode(text) + [problems.EOS_ID]
-               for text in texts]
-    translate_batch = _translate_function(model, beam_size, alpha,
-                                          extra_length)
+    encoded = [encoders["inputs"].encode(text) + [problems.EOS_ID] for text in texts]
+    translate_batch = _translate_function(model, beam_size, alpha, extra_length)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     results = [None] * len(encoded)
     for start in range(0, len(order), batch_size):
-        batch_ids = order[start:start + batch_size]
+        batch_ids = order[start : start + batch_size]
         width = max(len(encoded[i]) for i in batch_ids)
-        padded = [encoded[i] + [problems.PAD_ID] * (width - len(encoded[i]))
-                  for i in batch_ids]
+        padded = [encoded[i] + [problems.PAD_ID] * (width - len(encoded[i])) for i in batch_ids]
         output_ids, _ = translate_batch(tf.constant(padded, tf.int64))
         for i, ids in zip(batch_ids, output_ids.numpy().tolist()):
             results[i] = encoders["targets"].decode(_strip_after_eos(ids))
@@ -165,29 +168,38 @@ def translate_texts(model, encoders, texts, beam_size=4, alpha=0.6,
 
 def define_flags(flag_values=flags.FLAGS):
     """Defines the decoder's flags (kept out of import so modules compose)."""
-    flags.DEFINE_string("output_dir", None, "Directory of a sm3-trainer run.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("data_dir", None,
-                        "Vocabulary directory; default: the trainer's.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("checkpoint_path", None,
-                        "Checkpoint to use; default: the latest.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("decode_from_file", None,
-                        "Source sentences, one a line; default: stdin.",
-                        flag_values=flag_values)
-    flags.DEFINE_string("decode_to_file", None,
-                        "Where translations go; default: stdout.",
-                        flag_values=flag_values)
-    flags.DEFINE_integer("beam_size", 4, "Beam size; 1 is greedy.",
-                         lower_bound=1, flag_values=flag_values)
-    flags.DEFINE_float("alpha", 0.6, "Length penalty exponent.",
-                       flag_values=flag_values)
-    flags.DEFINE_integer("extra_length", 50,
-                         "Translate at most source length + this many tokens.",
-                         lower_bound=1, flag_values=flag_values)
-    flags.DEFINE_integer("decode_batch_size", 32, "Sentences per batch.",
-                         lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_string(
+        "output_dir", None, "Directory of a sm3-trainer run.", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "data_dir", None, "Vocabulary directory; default: the trainer's.", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "checkpoint_path", None, "Checkpoint to use; default: the latest.", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "decode_from_file",
+        None,
+        "Source sentences, one a line; default: stdin.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "decode_to_file", None, "Where translations go; default: stdout.", flag_values=flag_values
+    )
+    flags.DEFINE_integer(
+        "beam_size", 4, "Beam size; 1 is greedy.", lower_bound=1, flag_values=flag_values
+    )
+    flags.DEFINE_float("alpha", 0.6, "Length penalty exponent.", flag_values=flag_values)
+    flags.DEFINE_integer(
+        "extra_length",
+        50,
+        "Translate at most source length + this many tokens.",
+        lower_bound=1,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "decode_batch_size", 32, "Sentences per batch.", lower_bound=1, flag_values=flag_values
+    )
     flags.mark_flag_as_required("output_dir", flag_values=flag_values)
 
 
@@ -207,24 +219,32 @@ def write_text_atomically(path, text):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    FLAGS = flags.FLAGS
-    if FLAGS.decode_from_file:
-        with open(FLAGS.decode_from_file, encoding="utf-8") as f:
+    flag_values = flags.FLAGS
+    if flag_values.decode_from_file:
+        with open(flag_values.decode_from_file, encoding="utf-8") as f:
             lines = f.read().splitlines()
     else:
         lines = sys.stdin.read().splitlines()
-    trained = load_trained(FLAGS.output_dir, FLAGS.data_dir,
-                           FLAGS.checkpoint_path)
-    print(f"sm3-decoder: {trained.run_info['model']} on "
-          f"{trained.run_info['problem']}, step {trained.step}",
-          file=sys.stderr)
+    trained = load_trained(
+        flag_values.output_dir, flag_values.data_dir, flag_values.checkpoint_path
+    )
+    print(
+        f"sm3-decoder: {trained.run_info['model']} on "
+        f"{trained.run_info['problem']}, step {trained.step}",
+        file=sys.stderr,
+    )
     translations = translate_texts(
-        trained.model, trained.encoders, lines, beam_size=FLAGS.beam_size,
-        alpha=FLAGS.alpha, extra_length=FLAGS.extra_length,
-        batch_size=FLAGS.decode_batch_size)
+        trained.model,
+        trained.encoders,
+        lines,
+        beam_size=flag_values.beam_size,
+        alpha=flag_values.alpha,
+        extra_length=flag_values.extra_length,
+        batch_size=flag_values.decode_batch_size,
+    )
     text = "".join(t + "\n" for t in translations)
-    if FLAGS.decode_to_file:
-        write_text_atomically(FLAGS.decode_to_file, text)
+    if flag_values.decode_to_file:
+        write_text_atomically(flag_values.decode_to_file, text)
     else:
         sys.stdout.write(text)
 

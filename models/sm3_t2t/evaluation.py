@@ -10,19 +10,14 @@ import os
 
 import tensorflow as tf
 
-from sm3_t2t import decoder
-from sm3_t2t import metrics
-from sm3_t2t import problems
-from sm3_t2t import strategies
-from sm3_t2t import summaries
+from sm3_t2t import decoder, metrics, problems, strategies, summaries
 from sm3_tf import memory as optimizer_memory
 
 
 def loss_and_accuracy(run):
     """Mean loss and token accuracy over `eval_steps` test batches (0: all)."""
     options, hparams = run.options, run.hparams
-    dataset = run.problem.dataset(problems.TEST, options.data_dir, hparams,
-                                  repeat=False)
+    dataset = run.problem.dataset(problems.TEST, options.data_dir, hparams, repeat=False)
     if options.eval_steps:
         dataset = dataset.take(options.eval_steps)
 
@@ -30,7 +25,8 @@ def loss_and_accuracy(run):
     def eval_step(features):
         logits = run.model(features, training=False)
         loss_sum, weight = metrics.padded_cross_entropy(
-            logits, features["targets"], hparams.label_smoothing)
+            logits, features["targets"], hparams.label_smoothing
+        )
         correct, _ = metrics.padded_accuracy(logits, features["targets"])
         return loss_sum, correct, weight
 
@@ -52,39 +48,46 @@ def evaluate(run):
     """
     options = run.options
     loss, accuracy = loss_and_accuracy(run)
-    print(f"eval on the test split at step {run.step}: loss = {loss:.4f}, "
-          f"accuracy = {accuracy:.4f}")
+    print(
+        f"eval on the test split at step {run.step}: loss = {loss:.4f}, accuracy = {accuracy:.4f}"
+    )
     pairs = run.problem.text_pairs(problems.TEST, options.data_dir)
     if options.eval_bleu_samples:
-        pairs = pairs[:options.eval_bleu_samples]
+        pairs = pairs[: options.eval_bleu_samples]
     sources = [source for source, _ in pairs]
     references = [reference for _, reference in pairs]
     hypotheses = decoder.translate_texts(
-        run.model, run.encoders, sources, beam_size=options.eval_beam_size,
-        alpha=options.eval_alpha)
+        run.model, run.encoders, sources, beam_size=options.eval_beam_size, alpha=options.eval_alpha
+    )
     bleu = metrics.bleu(hypotheses, references)
-    print(f"BLEU = {bleu:.2f} ({len(pairs)} test sentences, beam "
-          f"{options.eval_beam_size}, alpha {options.eval_alpha})")
-    for source, reference, hypothesis in list(zip(
-            sources, references, hypotheses))[:options.num_samples_to_print]:
-        print(f"  source:      {source}\n  reference:   {reference}\n"
-              f"  translation: {hypothesis}")
-    results = {"step": run.step, "loss": loss, "accuracy": accuracy,
-               "bleu": bleu, "bleu_sentences": len(pairs)}
+    print(
+        f"BLEU = {bleu:.2f} ({len(pairs)} test sentences, beam "
+        f"{options.eval_beam_size}, alpha {options.eval_alpha})"
+    )
+    for source, reference, hypothesis in list(zip(sources, references, hypotheses))[
+        : options.num_samples_to_print
+    ]:
+        print(f"  source:      {source}\n  reference:   {reference}\n  translation: {hypothesis}")
+    results = {
+        "step": run.step,
+        "loss": loss,
+        "accuracy": accuracy,
+        "bleu": bleu,
+        "bleu_sentences": len(pairs),
+    }
     if strategies.is_chief(run.strategy):
-        writer = tf.summary.create_file_writer(
-            os.path.join(options.output_dir, "eval"))
+        writer = tf.summary.create_file_writer(os.path.join(options.output_dir, "eval"))
         with writer.as_default():
             for name in ("loss", "accuracy", "bleu"):
                 summaries.write_scalar(name, results[name], run.step)
         writer.flush()
         decoder.write_text_atomically(
             os.path.join(options.output_dir, "eval_results.json"),
-            json.dumps(results, indent=2, sort_keys=True) + "\n")
+            json.dumps(results, indent=2, sort_keys=True) + "\n",
+        )
     return results
 
 
 def memory_report(run):
     """The optimizer's state memory next to Adam's, as a printable table."""
-    return optimizer_memory.comparison_table(run.model.trainable_variables,
-                                             run.optimizer)
+    return optimizer_memory.comparison_table(run.model.trainable_variables, run.optimizer)

@@ -10,16 +10,20 @@ A small re-implementation of `tf.contrib.training.HParams` (gone from TensorFlow
 Every value keeps the type it was created with, so a typo'd or mistyped override fails loudly
 instead of silently training something else. Parsing is a small grammar, never `eval`.
 """
+
 import json
 import numbers
 import re
 
 # One assignment of `parse`: `name=value` or `name=[v1, v2]`, separated by commas (the grammar
 # of tf.contrib's HParams, minus indexed assignment).
-_ASSIGNMENT_RE = re.compile(r"""
+_ASSIGNMENT_RE = re.compile(
+    r"""
     \s*(?P<name>[A-Za-z_][\w.]*)\s*=\s*
     (?:\[(?P<values>[^\]]*)\]|(?P<value>[^,\[\]]*))
-    \s*(?:,|$)""", re.VERBOSE)
+    \s*(?:,|$)""",
+    re.VERBOSE,
+)
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
 
 
@@ -29,9 +33,12 @@ def _type_name(value):
 
 def _coerce(name, value, current):
     """`value` converted to the type of `current` (the existing value), or ValueError."""
+
     def fail(why=""):
-        raise ValueError(f"hparam {name!r}: cannot set {value!r} on a {_type_name(current)} "
-                         f"hparam (current value {current!r}){why}")
+        raise ValueError(
+            f"hparam {name!r}: cannot set {value!r} on a {_type_name(current)} "
+            f"hparam (current value {current!r}){why}"
+        )
 
     if current is None or value is None:
         return value  # untyped: a None default accepts anything, anything may be reset to None
@@ -113,8 +120,10 @@ class HParams:
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_]\w*", name):
             raise ValueError(f"hparam name must be an identifier, got {name!r}")
         if name in self._values:
-            raise ValueError(f"hparam {name!r} already exists (value {self._values[name]!r}); "
-                             f"use set_hparam to change it")
+            raise ValueError(
+                f"hparam {name!r} already exists (value {self._values[name]!r}); "
+                f"use set_hparam to change it"
+            )
         if hasattr(type(self), name):
             raise ValueError(f"hparam name {name!r} would hide the HParams method of that name")
         self._values[name] = list(value) if isinstance(value, tuple) else value
@@ -122,8 +131,10 @@ class HParams:
     def set_hparam(self, name, value):
         """Sets an existing hparam, converting int -> float where that is lossless."""
         if name not in self._values:
-            raise ValueError(f"unknown hparam {name!r}; add it with add_hparam first "
-                             f"(known: {', '.join(sorted(self._values))})")
+            raise ValueError(
+                f"unknown hparam {name!r}; add it with add_hparam first "
+                f"(known: {', '.join(sorted(self._values))})"
+            )
         self._values[name] = _coerce(name, value, self._values[name])
 
     def del_hparam(self, name):
@@ -136,8 +147,10 @@ class HParams:
 
     def values(self):
         """A copy of all hparams as a plain dict."""
-        return {name: list(value) if isinstance(value, list) else value
-                for name, value in self._values.items()}
+        return {
+            name: list(value) if isinstance(value, list) else value
+            for name, value in self._values.items()
+        }
 
     def parse(self, text):
         """Overrides from `"a=1,b=0.5,c=name,d=true,e=[1,2]"`; returns self.
@@ -152,8 +165,10 @@ class HParams:
         while position < len(text):
             match = _ASSIGNMENT_RE.match(text, position)
             if not match or match.end() == position:
-                raise ValueError(f"cannot parse hparams overrides {text!r} at {text[position:]!r}"
-                                 f" (expected name=value or name=[v1,v2], comma-separated)")
+                raise ValueError(
+                    f"cannot parse hparams overrides {text!r} at {text[position:]!r}"
+                    f" (expected name=value or name=[v1,v2], comma-separated)"
+                )
             name = match.group("name")
             if name not in self._values:
                 raise ValueError(f"unknown hparam {name!r} in overrides {text!r}")
@@ -196,7 +211,8 @@ class HParams:
         return cls(**values)
 
     def parse_json(self, text):
-        """Overrides existing hparams from a JSON object string (tf.contrib's name); returns self."""
+        """Overrides existing hparams from a JSON object string (tf.contrib's name); returns
+        self."""
         values = json.loads(text)
         if not isinstance(values, dict):
             raise ValueError("hparams JSON must be an object of name: value")

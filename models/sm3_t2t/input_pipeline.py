@@ -10,6 +10,7 @@ Two batching modes, chosen by `hparams.fixed_shapes`:
 Order is a function of the seed alone: files and examples are shuffled with op-level seeds and
 every parallel stage keeps its input order.
 """
+
 import tensorflow as tf
 
 from sm3_t2t.problems import shards
@@ -28,12 +29,18 @@ def _read_shard(path):
 
 def check_batching_hparams(hparams):
     """Raises ValueError naming the first data hparam that cannot work."""
+
     def need(condition, name, requirement):
         if not condition:
             raise ValueError(f"hparams.{name}={hparams.get(name)!r}: {requirement}")
 
-    for name in ("batch_size", "max_length", "min_length_bucket", "length_bucket_step",
-                 "fixed_shapes"):
+    for name in (
+        "batch_size",
+        "max_length",
+        "min_length_bucket",
+        "length_bucket_step",
+        "fixed_shapes",
+    ):
         if name not in hparams:
             raise ValueError(f"hparams has no {name!r}; start from hparams.basic_params1()")
     need(hparams.batch_size > 0, "batch_size", "must be a positive number of tokens")
@@ -42,9 +49,12 @@ def check_batching_hparams(hparams):
     need(hparams.length_bucket_step > 1.0, "length_bucket_step", "must be > 1.0")
     if hparams.fixed_shapes:
         need(hparams.max_length > 0, "max_length", "fixed_shapes needs a positive max_length")
-        need(hparams.batch_size >= hparams.max_length, "batch_size",
-             f"fixed_shapes needs batch_size >= max_length ({hparams.max_length}) so that a "
-             f"batch holds at least one sequence")
+        need(
+            hparams.batch_size >= hparams.max_length,
+            "batch_size",
+            f"fixed_shapes needs batch_size >= max_length ({hparams.max_length}) so that a "
+            f"batch holds at least one sequence",
+        )
 
 
 def example_length(example):
@@ -90,28 +100,33 @@ def read_examples(files, training, seed, shard_index=0, num_shards=1):
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if training:
         dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(_read_shard, cycle_length=min(len(files), 8),
-                                 block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
-                                 deterministic=True)
+    dataset = dataset.interleave(
+        _read_shard,
+        cycle_length=min(len(files), 8),
+        block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
     if not by_file and num_shards > 1:
         dataset = dataset.shard(num_shards, shard_index)
     if num_shards > 1:  # already sharded here: tf.distribute must not shard a second time
         options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.OFF)
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         dataset = dataset.with_options(options)
-    return dataset.map(shards.parse_record, num_parallel_calls=tf.data.AUTOTUNE,
-                       deterministic=True)
+    return dataset.map(shards.parse_record, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def check_ids_in_vocabulary(dataset, vocab_size, description):
     """Fails with a clear message on an id >= vocab_size (data from another vocabulary)."""
+
     def check(example):
         for name in FEATURES:
             tf.debugging.assert_less(
-                example[name], tf.constant(vocab_size, tf.int64),
+                example[name],
+                tf.constant(vocab_size, tf.int64),
                 message=f"{description}: {name} holds token ids >= the vocabulary size "
-                        f"{vocab_size}; the vocabulary does not match the data")
+                f"{vocab_size}; the vocabulary does not match the data",
+            )
         return example
 
     return dataset.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -119,10 +134,14 @@ def check_ids_in_vocabulary(dataset, vocab_size, description):
 
 def _pad_batch_rows(rows, max_length):
     """Completes a short final batch with all-PAD rows so its shape stays static."""
+
     def pad(batch):
         missing = rows - tf.shape(batch["inputs"])[0]
-        return {name: tf.ensure_shape(tf.pad(batch[name], [[0, missing], [0, 0]]),
-                                      [rows, max_length]) for name in FEATURES}
+        return {
+            name: tf.ensure_shape(tf.pad(batch[name], [[0, missing], [0, 0]]), [rows, max_length])
+            for name in FEATURES
+        }
+
     return pad
 
 
@@ -147,9 +166,9 @@ def batch_examples(dataset, hparams, training, seed, repeat, shuffle_buffer_size
         if not repeat:  # keep every example of a finite split, still with static shapes
             dataset = dataset.map(_pad_batch_rows(rows, max_length))
     else:
-        boundaries, sizes = bucketing_scheme(hparams.batch_size, max_length,
-                                             hparams.min_length_bucket,
-                                             hparams.length_bucket_step)
+        boundaries, sizes = bucketing_scheme(
+            hparams.batch_size, max_length, hparams.min_length_bucket, hparams.length_bucket_step
+        )
         dataset = dataset.bucket_by_sequence_length(example_length, boundaries, sizes)
     options = tf.data.Options()
     options.deterministic = True

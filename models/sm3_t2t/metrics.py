@@ -35,23 +35,22 @@ def padded_cross_entropy(logits, labels, label_smoothing=0.0):
       `loss_sum / weight_sum`.
     """
     if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(
-            f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     logits = tf.cast(logits, tf.float32)
     vocab_size = tf.shape(logits)[-1]
     confidence = 1.0 - label_smoothing
     low_confidence = label_smoothing / tf.cast(vocab_size - 1, tf.float32)
-    soft_targets = tf.one_hot(tf.cast(labels, tf.int32), vocab_size,
-                              on_value=confidence, off_value=low_confidence)
-    xent = tf.nn.softmax_cross_entropy_with_logits(labels=soft_targets,
-                                                   logits=logits)
+    soft_targets = tf.one_hot(
+        tf.cast(labels, tf.int32), vocab_size, on_value=confidence, off_value=low_confidence
+    )
+    xent = tf.nn.softmax_cross_entropy_with_logits(labels=soft_targets, logits=logits)
     # Entropy of the smoothed target distribution (xlogy(0, 0) == 0).
-    normalizing = -(tf.math.xlogy(confidence, confidence) + tf.cast(
-        vocab_size - 1, tf.float32) * tf.math.xlogy(low_confidence,
-                                                    low_confidence))
+    normalizing = -(
+        tf.math.xlogy(confidence, confidence)
+        + tf.cast(vocab_size - 1, tf.float32) * tf.math.xlogy(low_confidence, low_confidence)
+    )
     weights = _padding_weights(labels)
-    return (tf.reduce_sum((xent - normalizing) * weights),
-            tf.reduce_sum(weights))
+    return (tf.reduce_sum((xent - normalizing) * weights), tf.reduce_sum(weights))
 
 
 def padded_accuracy(logits, labels):
@@ -61,8 +60,7 @@ def padded_accuracy(logits, labels):
       `(correct_sum, weight_sum)` float32 scalars.
     """
     predictions = tf.argmax(logits, axis=-1, output_type=tf.int64)
-    correct = tf.cast(tf.equal(predictions, tf.cast(labels, tf.int64)),
-                      tf.float32)
+    correct = tf.cast(tf.equal(predictions, tf.cast(labels, tf.int64)), tf.float32)
     weights = _padding_weights(labels)
     return tf.reduce_sum(correct * weights), tf.reduce_sum(weights)
 
@@ -79,8 +77,8 @@ def bleu(hypotheses, references):
     """
     if len(hypotheses) != len(references):
         raise ValueError(
-            f"hypotheses and references differ in length: "
-            f"{len(hypotheses)} vs {len(references)}")
+            f"hypotheses and references differ in length: {len(hypotheses)} vs {len(references)}"
+        )
     if not hypotheses:
         raise ValueError("bleu needs at least one hypothesis")
     return sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score

@@ -15,6 +15,7 @@ Usage mirrors `tensor2tensor.utils.registry`:
 Classes default to their snake_cased name with digits attached to the word before them
 (`TranslateEnfrWmt32k` -> `translate_enfr_wmt32k`); functions default to their own name.
 """
+
 import difflib
 import re
 
@@ -68,7 +69,8 @@ class Registry:
         if name in self._entries:
             raise DuplicateNameError(
                 f"{self.kind} {name!r} is already registered (by {self._entries[name]!r}); "
-                f"pick another name")
+                f"pick another name"
+            )
         self._entries[name] = obj
         if self._name_attribute and self._name_attribute not in vars(obj):
             setattr(obj, self._name_attribute, name)  # first name wins if registered twice
@@ -86,7 +88,8 @@ class Registry:
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise UnknownNameError(
                 f"Unknown {self.kind} {name!r}.{hint} "
-                f"Registered {self.kind}s: {', '.join(names) or '(none)'}")
+                f"Registered {self.kind}s: {', '.join(names) or '(none)'}"
+            )
         return self._entries[name]
 
     def __contains__(self, name):
@@ -152,8 +155,7 @@ def hparams_set(name):
     """A fresh HParams from the function registered as `name` (each call builds a new one)."""
     hparams = HPARAMS[name]()
     if not isinstance(hparams, HParams):
-        raise TypeError(
-            f"hparams set {name!r} returned {type(hparams).__name__}, expected HParams")
+        raise TypeError(f"hparams set {name!r} returned {type(hparams).__name__}, expected HParams")
     return hparams
 
 
@@ -179,7 +181,11 @@ def list_models():
 
 def help_string():
     """Everything registered, formatted for a command line's --help."""
-    sections = (("Problems", list_problems()), ("HParams sets", list_hparams()),
-                ("Models", list_models()))
-    return "\n".join(f"{title}:\n  " + ("\n  ".join(names) or "(none)")
-                     for title, names in sections)
+    sections = (
+        ("Problems", list_problems()),
+        ("HParams sets", list_hparams()),
+        ("Models", list_models()),
+    )
+    return "\n".join(
+        f"{title}:\n  " + ("\n  ".join(names) or "(none)") for title, names in sections
+    )

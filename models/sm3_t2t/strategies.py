@@ -37,7 +37,8 @@ def split_host_cpu(num_devices):
         return
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
-        cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+        cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices
+    )
 
 
 def make_strategy(name, tpu=None):
@@ -62,21 +63,21 @@ def make_strategy(name, tpu=None):
         if "TF_CONFIG" not in os.environ:
             raise ValueError(
                 "strategy=multi_worker needs the TF_CONFIG environment "
-                "variable (cluster spec and this worker's task)")
+                "variable (cluster spec and this worker's task)"
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
         try:
-            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-                tpu=tpu or "")
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
         except ValueError as error:  # TF's message does not name our flag
             raise ValueError(
                 f"strategy=tpu found no TPU (tpu={tpu!r}): pass --tpu=NAME "
-                f"or --tpu=grpc://HOST:PORT ({error})") from error
+                f"or --tpu=grpc://HOST:PORT ({error})"
+            ) from error
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    raise ValueError(
-        f"strategy must be one of {', '.join(STRATEGIES)}; got {name!r}")
+    raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}; got {name!r}")
 
 
 def needs_xla(strategy):

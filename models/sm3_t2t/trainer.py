@@ -28,27 +28,20 @@ import shutil
 import sys
 import time
 
-from absl import app
-from absl import flags
 import keras
 import tensorflow as tf
+from absl import app, flags
 
-from sm3_t2t import decoder
-from sm3_t2t import evaluation
-from sm3_t2t import metrics
-from sm3_t2t import problems
-from sm3_t2t import registry
-from sm3_t2t import strategies
-from sm3_t2t import summaries
+from sm3_t2t import decoder, evaluation, metrics, problems, registry, strategies, summaries
 from sm3_tf import factory as optimizer_factory
 
 SCHEDULES = ("train_and_evaluate", "train", "evaluate")
 
 
-
 @dataclasses.dataclass
 class TrainerOptions:
     """Everything a training run is configured by; mirrors the CLI flags."""
+
     problem: str
     hparams_set: str
     data_dir: str
@@ -76,33 +69,34 @@ class TrainerOptions:
         for name in ("problem", "hparams_set", "data_dir", "output_dir"):
             if not getattr(self, name):
                 raise ValueError(f"--{name} is required")
-        for name in ("train_steps", "eval_steps", "eval_bleu_samples",
-                     "num_samples_to_print"):
+        for name in ("train_steps", "eval_steps", "eval_bleu_samples", "num_samples_to_print"):
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0, got "
-                                 f"{getattr(self, name)}")
-        for name in ("save_checkpoints_steps", "keep_checkpoint_max",
-                     "iterations_per_loop", "log_step_count_steps",
-                     "eval_beam_size"):
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        for name in (
+            "save_checkpoints_steps",
+            "keep_checkpoint_max",
+            "iterations_per_loop",
+            "log_step_count_steps",
+            "eval_beam_size",
+        ):
             if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got "
-                                 f"{getattr(self, name)}")
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"--schedule must be one of {SCHEDULES}, got "
-                             f"{self.schedule!r}")
+            raise ValueError(f"--schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.strategy not in strategies.STRATEGIES:
-            raise ValueError(f"--strategy must be one of "
-                             f"{strategies.STRATEGIES}, got {self.strategy!r}")
+            raise ValueError(
+                f"--strategy must be one of {strategies.STRATEGIES}, got {self.strategy!r}"
+            )
         if self.xla and self.strategy in ("mirrored", "multi_worker"):
             # XLA-compiled steps under MirroredStrategy fail in TF 2.21
             # (even for Keras' own Adam); TPUs compile by themselves.
-            raise ValueError(f"--xla is not supported with "
-                             f"--strategy={self.strategy}")
+            raise ValueError(f"--xla is not supported with --strategy={self.strategy}")
 
 
 @dataclasses.dataclass
 class TrainingRun:
     """The state `train` leaves behind, for `evaluate` and callers."""
+
     options: TrainerOptions
     strategy: object
     hparams: object
@@ -126,7 +120,8 @@ def resolve_hparams(options, use_xla=False):
     except KeyError:
         raise ValueError(
             f"--hparams_set={options.hparams_set!r} is not registered; "
-            f"known: {', '.join(registry.list_hparams())}") from None
+            f"known: {', '.join(registry.list_hparams())}"
+        ) from None
     try:
         hparams.parse(options.hparams)
     except ValueError as error:
@@ -147,25 +142,30 @@ def _check_same_run(output_dir, options, hparams):
             raise ValueError(
                 f"--output_dir={output_dir} holds a run of {key} "
                 f"{run_info[key]!r}, not {getattr(options, key)!r}; use "
-                f"another --output_dir")
+                f"another --output_dir"
+            )
     old, new = saved.values(), hparams.values()
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     if changed:
-        print("hparams differ from the saved run (using the new values): " +
-              ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}"
-                        for k in changed))
+        print(
+            "hparams differ from the saved run (using the new values): "
+            + ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        )
 
 
 def _save_run_info(output_dir, options, hparams):
     os.makedirs(output_dir, exist_ok=True)
-    run_info = {"problem": options.problem, "model": options.model,
-                "hparams_set": options.hparams_set,
-                "data_dir": os.path.abspath(options.data_dir)}
+    run_info = {
+        "problem": options.problem,
+        "model": options.model,
+        "hparams_set": options.hparams_set,
+        "data_dir": os.path.abspath(options.data_dir),
+    }
     decoder.write_text_atomically(
         os.path.join(output_dir, decoder.RUN_INFO_FILE),
-        json.dumps(run_info, indent=2, sort_keys=True) + "\n")
-    decoder.write_text_atomically(
-        os.path.join(output_dir, decoder.HPARAMS_FILE), hparams.to_json())
+        json.dumps(run_info, indent=2, sort_keys=True) + "\n",
+    )
+    decoder.write_text_atomically(os.path.join(output_dir, decoder.HPARAMS_FILE), hparams.to_json())
 
 
 def _restore(checkpoint, output_dir, own_dir):
@@ -174,8 +174,7 @@ def _restore(checkpoint, output_dir, own_dir):
     Workers other than the chief restore from the chief's directory when
     they can see it (shared file system), else from their own.
     """
-    path = (tf.train.latest_checkpoint(output_dir) or
-            tf.train.latest_checkpoint(own_dir))
+    path = tf.train.latest_checkpoint(output_dir) or tf.train.latest_checkpoint(own_dir)
     if path:
         checkpoint.restore(path).assert_existing_objects_matched()
     return path
@@ -189,7 +188,8 @@ def _make_train_loop(model, optimizer, strategy, hparams, use_xla):
         with tf.GradientTape() as tape:
             logits = model(features, training=True)
             loss_sum, weight = metrics.padded_cross_entropy(
-                logits, features["targets"], hparams.label_smoothing)
+                logits, features["targets"], hparams.label_smoothing
+            )
             loss = loss_sum / tf.maximum(weight, 1.0)
             # Keras optimizers all-reduce by SUM across replicas, so scale
             # the per-replica mean to make the update that of the global mean.
@@ -206,8 +206,7 @@ def _make_train_loop(model, optimizer, strategy, hparams, use_xla):
         loss = tf.constant(0.0)
         for _ in tf.range(steps):
             per_replica = strategy.run(replica_step, args=(next(iterator),))
-            loss = strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica,
-                                   axis=None)
+            loss = strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
         return loss
 
     return train_loop
@@ -216,8 +215,7 @@ def _make_train_loop(model, optimizer, strategy, hparams, use_xla):
 def _progress_bar(target):
     # Without a terminal, redraw rarely: each redraw is a line in the log.
     interval = 0.5 if sys.stdout.isatty() else 30.0
-    return keras.utils.Progbar(target, interval=interval,
-                               stateful_metrics=["loss", "lr"])
+    return keras.utils.Progbar(target, interval=interval, stateful_metrics=["loss", "lr"])
 
 
 def _build_model_and_optimizer(options, hparams, encoders, strategy):
@@ -230,11 +228,9 @@ def _build_model_and_optimizer(options, hparams, encoders, strategy):
     with strategy.scope():
         model = decoder.build_model(options.model, hparams, encoders)
         decoder.build_variables(model)
-        optimizer = optimizer_factory.make_optimizer(
-            hparams, total_steps=options.train_steps)
+        optimizer = optimizer_factory.make_optimizer(hparams, total_steps=options.train_steps)
         optimizer.build(model.trainable_variables)
-        step_var = tf.Variable(0, dtype=tf.int64, trainable=False,
-                               name="global_step")
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     return model, optimizer, step_var
 
 
@@ -247,29 +243,36 @@ def _train_iterator(run):
 
     def dataset_fn(context):
         return run.problem.dataset(
-            problems.TRAIN, options.data_dir, run.hparams,
+            problems.TRAIN,
+            options.data_dir,
+            run.hparams,
             shard_index=context.input_pipeline_id,
-            num_shards=context.num_input_pipelines, seed=seed)
+            num_shards=context.num_input_pipelines,
+            seed=seed,
+        )
 
     return iter(run.strategy.distribute_datasets_from_function(dataset_fn))
 
 
 def _next_stop(step, options):
     """The next checkpoint, log point or loop end, whichever comes first."""
+
     def next_multiple(every):
         return (step // every + 1) * every
-    return min(options.train_steps,
-               next_multiple(options.save_checkpoints_steps),
-               next_multiple(options.log_step_count_steps),
-               step + options.iterations_per_loop)
+
+    return min(
+        options.train_steps,
+        next_multiple(options.save_checkpoints_steps),
+        next_multiple(options.log_step_count_steps),
+        step + options.iterations_per_loop,
+    )
 
 
 def _train_steps(run, manager, step_var, writer):
     """Trains `run` to `train_steps`, logging and checkpointing on the way."""
     options = run.options
     iterator = _train_iterator(run)
-    train_loop = _make_train_loop(run.model, run.optimizer, run.strategy,
-                                  run.hparams, options.xla)
+    train_loop = _make_train_loop(run.model, run.optimizer, run.strategy, run.hparams, options.xla)
     progress = _progress_bar(options.train_steps)
     progress.update(run.step)
     last_log_time, last_log_step = time.time(), run.step
@@ -280,7 +283,8 @@ def _train_steps(run, manager, step_var, writer):
         if not math.isfinite(loss):
             raise FloatingPointError(
                 f"training loss is {loss} at step {step}; the last "
-                f"checkpoint is {manager.latest_checkpoint}")
+                f"checkpoint is {manager.latest_checkpoint}"
+            )
         learning_rate = float(run.optimizer.learning_rate)
         progress.update(step, [("loss", loss), ("lr", learning_rate)])
         last = step == options.train_steps
@@ -289,8 +293,9 @@ def _train_steps(run, manager, step_var, writer):
             with writer.as_default():
                 summaries.write_scalar("loss", loss, step)
                 summaries.write_scalar("learning_rate", learning_rate, step)
-                summaries.write_scalar("global_step/sec", (step - last_log_step) /
-                             max(now - last_log_time, 1e-9), step)
+                summaries.write_scalar(
+                    "global_step/sec", (step - last_log_step) / max(now - last_log_time, 1e-9), step
+                )
             last_log_time, last_log_step = now, step
         if step % options.save_checkpoints_steps == 0 or last:
             step_var.assign(step)
@@ -314,8 +319,7 @@ def train(options, strategy=None):
       FloatingPointError: if the training loss stops being finite.
     """
     options.validate()
-    strategy = strategy or strategies.make_strategy(options.strategy,
-                                                    options.tpu)
+    strategy = strategy or strategies.make_strategy(options.strategy, options.tpu)
     hparams = resolve_hparams(options, strategies.needs_xla(strategy))
     chief = strategies.is_chief(strategy)
     own_dir = strategies.worker_output_dir(options.output_dir, strategy)
@@ -324,7 +328,8 @@ def train(options, strategy=None):
     except KeyError:
         raise ValueError(
             f"--problem={options.problem!r} is not registered; known: "
-            f"{', '.join(registry.list_problems())}") from None
+            f"{', '.join(registry.list_problems())}"
+        ) from None
     if chief:
         _check_same_run(options.output_dir, options, hparams)
         _save_run_info(options.output_dir, options, hparams)
@@ -332,105 +337,138 @@ def train(options, strategy=None):
     encoders = problem.feature_encoders(options.data_dir)
     keras.utils.set_random_seed(hparams.seed)
 
-    model, optimizer, step_var = _build_model_and_optimizer(
-        options, hparams, encoders, strategy)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                     step=step_var)
+    model, optimizer, step_var = _build_model_and_optimizer(options, hparams, encoders, strategy)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
     manager = tf.train.CheckpointManager(
-        checkpoint, own_dir, max_to_keep=options.keep_checkpoint_max)
+        checkpoint, own_dir, max_to_keep=options.keep_checkpoint_max
+    )
     restored = _restore(checkpoint, options.output_dir, own_dir)
-    run = TrainingRun(options, strategy, hparams, problem, encoders, model,
-                      optimizer, int(step_var.numpy()))
+    run = TrainingRun(
+        options, strategy, hparams, problem, encoders, model, optimizer, int(step_var.numpy())
+    )
     if restored:
         print(f"resuming from step {run.step} ({restored})")
     if options.schedule == "evaluate":
         if not restored:
             raise FileNotFoundError(
-                f"--schedule=evaluate: no checkpoint in --output_dir="
-                f"{options.output_dir}")
+                f"--schedule=evaluate: no checkpoint in --output_dir={options.output_dir}"
+            )
         return run
     if run.step >= options.train_steps:
-        print(f"already trained to step {run.step} (--train_steps="
-              f"{options.train_steps})")
+        print(f"already trained to step {run.step} (--train_steps={options.train_steps})")
         return run
-    print(f"training {options.model}/{options.hparams_set} on "
-          f"{options.problem} with {hparams.optimizer}, strategy "
-          f"{options.strategy} ({strategy.num_replicas_in_sync} replica(s)), "
-          f"steps {run.step} -> {options.train_steps}")
-    writer = (tf.summary.create_file_writer(
-        os.path.join(options.output_dir, "train")) if chief
-        else tf.summary.create_noop_writer())
+    print(
+        f"training {options.model}/{options.hparams_set} on "
+        f"{options.problem} with {hparams.optimizer}, strategy "
+        f"{options.strategy} ({strategy.num_replicas_in_sync} replica(s)), "
+        f"steps {run.step} -> {options.train_steps}"
+    )
+    writer = (
+        tf.summary.create_file_writer(os.path.join(options.output_dir, "train"))
+        if chief
+        else tf.summary.create_noop_writer()
+    )
     _train_steps(run, manager, step_var, writer)
     if not chief:
         # Other workers' copies are only needed for the collective save.
         shutil.rmtree(own_dir, ignore_errors=True)
-    print(f"\ntrained to step {run.step}; checkpoint "
-          f"{manager.latest_checkpoint or '(kept by the chief)'}")
+    print(
+        f"\ntrained to step {run.step}; checkpoint "
+        f"{manager.latest_checkpoint or '(kept by the chief)'}"
+    )
     return run
 
 
 def define_flags(flag_values=flags.FLAGS):
     """Defines the trainer's flags, named as t2t-trainer's where they exist."""
-    defaults = TrainerOptions(problem="", hparams_set="", data_dir="",
-                              output_dir="")
+    defaults = TrainerOptions(problem="", hparams_set="", data_dir="", output_dir="")
     f = flag_values
-    flags.DEFINE_string("problem", None, "Registered problem name.",
-                        flag_values=f)
-    flags.DEFINE_string("model", defaults.model, "Registered model name.",
-                        flag_values=f)
-    flags.DEFINE_string("hparams_set", None, "Registered hparams set.",
-                        flag_values=f)
-    flags.DEFINE_string("hparams", "",
-                        "Overrides, e.g. 'learning_rate=0.2,num_heads=8'.",
-                        flag_values=f)
-    flags.DEFINE_string("data_dir", None, "Where the problem's data lives.",
-                        flag_values=f)
-    flags.DEFINE_string("tmp_dir", defaults.tmp_dir,
-                        "Scratch space for data generation.", flag_values=f)
-    flags.DEFINE_string("output_dir", None,
-                        "Checkpoints, summaries and run info.", flag_values=f)
-    flags.DEFINE_integer("train_steps", defaults.train_steps,
-                         "Total number of training steps.", flag_values=f)
-    flags.DEFINE_integer("eval_steps", defaults.eval_steps,
-                         "Test batches for loss/accuracy; 0 means all.",
-                         flag_values=f)
-    flags.DEFINE_integer("save_checkpoints_steps",
-                         defaults.save_checkpoints_steps,
-                         "Save a checkpoint every this many steps.",
-                         flag_values=f)
-    flags.DEFINE_integer("keep_checkpoint_max", defaults.keep_checkpoint_max,
-                         "How many recent checkpoints to keep.", flag_values=f)
-    flags.DEFINE_integer("iterations_per_loop", defaults.iterations_per_loop,
-                         "Steps per call into the compiled training loop.",
-                         flag_values=f)
-    flags.DEFINE_integer("log_step_count_steps",
-                         defaults.log_step_count_steps,
-                         "Write training summaries every this many steps.",
-                         flag_values=f)
-    flags.DEFINE_enum("schedule", defaults.schedule, SCHEDULES,
-                      "What to run.", flag_values=f)
-    flags.DEFINE_enum("strategy", defaults.strategy, strategies.STRATEGIES,
-                      "Distribution strategy.", flag_values=f)
-    flags.DEFINE_string("tpu", defaults.tpu, "TPU name for --strategy=tpu.",
-                        flag_values=f)
-    flags.DEFINE_bool("xla", defaults.xla,
-                      "Compile training steps with XLA (fixed shapes).",
-                      flag_values=f)
-    flags.DEFINE_integer("cpu_replicas", 1,
-                         "Split the CPU into this many devices (for "
-                         "--strategy=mirrored without GPUs).", flag_values=f)
-    flags.DEFINE_integer("eval_bleu_samples", defaults.eval_bleu_samples,
-                         "Test sentences translated for BLEU; 0 means all.",
-                         flag_values=f)
-    flags.DEFINE_integer("eval_beam_size", defaults.eval_beam_size,
-                         "Beam size for the BLEU evaluation.", flag_values=f)
-    flags.DEFINE_float("eval_alpha", defaults.eval_alpha,
-                       "Length penalty exponent for the BLEU evaluation.",
-                       flag_values=f)
-    flags.DEFINE_integer("num_samples_to_print",
-                         defaults.num_samples_to_print,
-                         "Sample translations printed after BLEU.",
-                         flag_values=f)
+    flags.DEFINE_string("problem", None, "Registered problem name.", flag_values=f)
+    flags.DEFINE_string("model", defaults.model, "Registered model name.", flag_values=f)
+    flags.DEFINE_string("hparams_set", None, "Registered hparams set.", flag_values=f)
+    flags.DEFINE_string(
+        "hparams", "", "Overrides, e.g. 'learning_rate=0.2,num_heads=8'.", flag_values=f
+    )
+    flags.DEFINE_string("data_dir", None, "Where the problem's data lives.", flag_values=f)
+    flags.DEFINE_string(
+        "tmp_dir", defaults.tmp_dir, "Scratch space for data generation.", flag_values=f
+    )
+    flags.DEFINE_string("output_dir", None, "Checkpoints, summaries and run info.", flag_values=f)
+    flags.DEFINE_integer(
+        "train_steps", defaults.train_steps, "Total number of training steps.", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "eval_steps",
+        defaults.eval_steps,
+        "Test batches for loss/accuracy; 0 means all.",
+        flag_values=f,
+    )
+    flags.DEFINE_integer(
+        "save_checkpoints_steps",
+        defaults.save_checkpoints_steps,
+        "Save a checkpoint every this many steps.",
+        flag_values=f,
+    )
+    flags.DEFINE_integer(
+        "keep_checkpoint_max",
+        defaults.keep_checkpoint_max,
+        "How many recent checkpoints to keep.",
+        flag_values=f,
+    )
+    flags.DEFINE_integer(
+        "iterations_per_loop",
+        defaults.iterations_per_loop,
+        "Steps per call into the compiled training loop.",
+        flag_values=f,
+    )
+    flags.DEFINE_integer(
+        "log_step_count_steps",
+        defaults.log_step_count_steps,
+        "Write training summaries every this many steps.",
+        flag_values=f,
+    )
+    flags.DEFINE_enum("schedule", defaults.schedule, SCHEDULES, "What to run.", flag_values=f)
+    flags.DEFINE_enum(
+        "strategy",
+        defaults.strategy,
+        strategies.STRATEGIES,
+        "Distribution strategy.",
+        flag_values=f,
+    )
+    flags.DEFINE_string("tpu", defaults.tpu, "TPU name for --strategy=tpu.", flag_values=f)
+    flags.DEFINE_bool(
+        "xla", defaults.xla, "Compile training steps with XLA (fixed shapes).", flag_values=f
+    )
+    flags.DEFINE_integer(
+        "cpu_replicas",
+        1,
+        "Split the CPU into this many devices (for --strategy=mirrored without GPUs).",
+        flag_values=f,
+    )
+    flags.DEFINE_integer(
+        "eval_bleu_samples",
+        defaults.eval_bleu_samples,
+        "Test sentences translated for BLEU; 0 means all.",
+        flag_values=f,
+    )
+    flags.DEFINE_integer(
+        "eval_beam_size",
+        defaults.eval_beam_size,
+        "Beam size for the BLEU evaluation.",
+        flag_values=f,
+    )
+    flags.DEFINE_float(
+        "eval_alpha",
+        defaults.eval_alpha,
+        "Length penalty exponent for the BLEU evaluation.",
+        flag_values=f,
+    )
+    flags.DEFINE_integer(
+        "num_samples_to_print",
+        defaults.num_samples_to_print,
+        "Sample translations printed after BLEU.",
+        flag_values=f,
+    )
     for name in ("problem", "hparams_set", "data_dir", "output_dir"):
         flags.mark_flag_as_required(name, flag_values=f)
 
@@ -438,8 +476,7 @@ def define_flags(flag_values=flags.FLAGS):
 def options_from_flags(flag_values=flags.FLAGS):
     """A `TrainerOptions` from parsed flags."""
     fields = {field.name for field in dataclasses.fields(TrainerOptions)}
-    return TrainerOptions(**{name: flag_values[name].value
-                             for name in fields})
+    return TrainerOptions(**{name: flag_values[name].value for name in fields})
 
 
 def main(argv):

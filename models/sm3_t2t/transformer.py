@@ -22,8 +22,7 @@ import math
 import keras
 import tensorflow as tf
 
-from sm3_t2t import beam_search
-from sm3_t2t import registry
+from sm3_t2t import beam_search, registry
 
 # Attention logits of masked positions; large but finite so that fully
 # masked rows stay NaN-free in float32 and bfloat16.
@@ -47,10 +46,10 @@ def timing_signal(length, channels, min_timescale=1.0, max_timescale=1.0e4):
     """
     position = tf.cast(tf.range(length), tf.float32)
     num_timescales = channels // 2
-    log_increment = math.log(max_timescale / min_timescale) / max(
-        num_timescales - 1, 1)
+    log_increment = math.log(max_timescale / min_timescale) / max(num_timescales - 1, 1)
     inv_timescales = min_timescale * tf.exp(
-        tf.range(num_timescales, dtype=tf.float32) * -log_increment)
+        tf.range(num_timescales, dtype=tf.float32) * -log_increment
+    )
     scaled_time = position[:, None] * inv_timescales[None, :]
     signal = tf.concat([tf.sin(scaled_time), tf.cos(scaled_time)], axis=1)
     # An odd width gets one zero channel, as in T2T.
@@ -80,15 +79,15 @@ class MultiHeadAttention(keras.layers.Layer):
         super().__init__(**kwargs)
         if hidden_size % num_heads:
             raise ValueError(
-                f"hidden_size={hidden_size} must be divisible by "
-                f"num_heads={num_heads}")
+                f"hidden_size={hidden_size} must be divisible by num_heads={num_heads}"
+            )
         self.num_heads = num_heads
         self.depth = hidden_size // num_heads
 
         def dense(name):
             return keras.layers.Dense(
-                hidden_size, use_bias=False, kernel_initializer=initializer,
-                name=name)
+                hidden_size, use_bias=False, kernel_initializer=initializer, name=name
+            )
 
         self.query_layer = dense("q")
         self.key_layer = dense("k")
@@ -102,19 +101,20 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def keys_and_values(self, memory):
         """Projects `memory [B, L, H]` to keys and values `[B, L, heads, d]`."""
-        return (self._split_heads(self.key_layer(memory)),
-                self._split_heads(self.value_layer(memory)))
+        return (
+            self._split_heads(self.key_layer(memory)),
+            self._split_heads(self.value_layer(memory)),
+        )
 
     def attend(self, query_input, keys, values, bias, training=False):
         """Attends from `query_input [B, Lq, H]` over given keys and values."""
         query = self._split_heads(self.query_layer(query_input))
-        query *= self.depth ** -0.5
+        query *= self.depth**-0.5
         logits = tf.einsum("bqhd,bkhd->bhqk", query, keys) + bias
         weights = self.dropout(tf.nn.softmax(logits), training=training)
         context = tf.einsum("bhqk,bkhd->bqhd", weights, values)
         batch, length = tf.shape(context)[0], tf.shape(context)[1]
-        context = tf.reshape(context,
-                             [batch, length, self.num_heads * self.depth])
+        context = tf.reshape(context, [batch, length, self.num_heads * self.depth])
         return self.output_layer(context)
 
     def call(self, query_input, memory, bias, training=False):
@@ -125,19 +125,18 @@ class MultiHeadAttention(keras.layers.Layer):
 class FeedForward(keras.layers.Layer):
     """T2T's `dense_relu_dense`: relu hidden layer with dropout, then linear."""
 
-    def __init__(self, hidden_size, filter_size, dropout, initializer,
-                 **kwargs):
+    def __init__(self, hidden_size, filter_size, dropout, initializer, **kwargs):
         super().__init__(**kwargs)
         self.hidden = keras.layers.Dense(
-            filter_size, activation="relu", kernel_initializer=initializer,
-            name="conv1")
+            filter_size, activation="relu", kernel_initializer=initializer, name="conv1"
+        )
         self.dropout = keras.layers.Dropout(dropout)
         self.output_dense = keras.layers.Dense(
-            hidden_size, kernel_initializer=initializer, name="conv2")
+            hidden_size, kernel_initializer=initializer, name="conv2"
+        )
 
     def call(self, x, training=False):
-        return self.output_dense(self.dropout(self.hidden(x),
-                                              training=training))
+        return self.output_dense(self.dropout(self.hidden(x), training=training))
 
 
 class _PreNormResidual(keras.layers.Layer):
@@ -150,8 +149,7 @@ class _PreNormResidual(keras.layers.Layer):
     def __init__(self, sublayer, dropout, epsilon, **kwargs):
         super().__init__(**kwargs)
         self.sublayer = sublayer
-        self.norm = keras.layers.LayerNormalization(epsilon=epsilon,
-                                                    name="layer_norm")
+        self.norm = keras.layers.LayerNormalization(epsilon=epsilon, name="layer_norm")
         self.dropout = keras.layers.Dropout(dropout)
 
     def call(self, x, training=False):
@@ -160,8 +158,9 @@ class _PreNormResidual(keras.layers.Layer):
 
 
 def _attention(hp, initializer, name):
-    return MultiHeadAttention(hp.hidden_size, hp.num_heads, hp.attention_dropout,
-                              initializer, name=name)
+    return MultiHeadAttention(
+        hp.hidden_size, hp.num_heads, hp.attention_dropout, initializer, name=name
+    )
 
 
 def _layer_norm(hp, name):
@@ -171,9 +170,11 @@ def _layer_norm(hp, name):
 def _feed_forward_block(hp, initializer):
     """norm -> FeedForward -> dropout -> + residual, as both layer types end."""
     return _PreNormResidual(
-        FeedForward(hp.hidden_size, hp.filter_size, hp.relu_dropout, initializer,
-                    name="ffn"),
-        hp.layer_prepostprocess_dropout, hp.norm_epsilon, name="ffn_block")
+        FeedForward(hp.hidden_size, hp.filter_size, hp.relu_dropout, initializer, name="ffn"),
+        hp.layer_prepostprocess_dropout,
+        hp.norm_epsilon,
+        name="ffn_block",
+    )
 
 
 class EncoderLayer(keras.layers.Layer):
@@ -213,8 +214,7 @@ class DecoderLayer(keras.layers.Layer):
         normed = self.self_norm(x)
         y = self.self_attention(normed, normed, self_bias, training=training)
         x = x + self.dropout(y, training=training)
-        y = self.encdec_attention(self.encdec_norm(x), memory, memory_bias,
-                                  training=training)
+        y = self.encdec_attention(self.encdec_norm(x), memory, memory_bias, training=training)
         x = x + self.dropout(y, training=training)
         return self.ffn_block(x, training=training)
 
@@ -230,8 +230,7 @@ class DecoderLayer(keras.layers.Layer):
         max_length = tf.shape(cache["self_keys"])[1]
         # Writing through a one-hot mask keeps the cache shape fixed, which
         # XLA and tf.while_loop need (no dynamic concatenation).
-        slot = tf.one_hot(position, max_length, dtype=x.dtype)[None, :, None,
-                                                                None]
+        slot = tf.one_hot(position, max_length, dtype=x.dtype)[None, :, None, None]
         keys = cache["self_keys"] * (1.0 - slot) + new_keys * slot
         values = cache["self_values"] * (1.0 - slot) + new_values * slot
         visible = tf.cast(tf.range(max_length) <= position, x.dtype)
@@ -239,8 +238,8 @@ class DecoderLayer(keras.layers.Layer):
         y = self.self_attention.attend(normed, keys, values, self_bias)
         x = x + y
         y = self.encdec_attention.attend(
-            self.encdec_norm(x), cache["memory_keys"], cache["memory_values"],
-            memory_bias)
+            self.encdec_norm(x), cache["memory_keys"], cache["memory_values"], memory_bias
+        )
         x = x + y
         new_cache = dict(cache, self_keys=keys, self_values=values)
         return self.ffn_block(x), new_cache
@@ -260,22 +259,22 @@ class SharedEmbedding(keras.layers.Layer):
 
     def build(self, input_shape=None):
         self.weights_matrix = self.add_weight(
-            name="weights", shape=(self.vocab_size, self.hidden_size),
-            initializer=keras.initializers.RandomNormal(
-                stddev=self.hidden_size ** -0.5))
+            name="weights",
+            shape=(self.vocab_size, self.hidden_size),
+            initializer=keras.initializers.RandomNormal(stddev=self.hidden_size**-0.5),
+        )
 
     def call(self, ids):
         embedded = tf.gather(self.weights_matrix, ids)
         not_pad = tf.cast(tf.not_equal(ids, _PAD_ID), embedded.dtype)
-        return embedded * not_pad[..., None] * self.hidden_size ** 0.5
+        return embedded * not_pad[..., None] * self.hidden_size**0.5
 
     def logits(self, hidden):
         # A plain 2-D matmul: einsum's gradient with "..." broadcasting
         # materialises a [vocab, batch, ...] tensor.
         flat = tf.reshape(hidden, [-1, self.hidden_size])
         logits = tf.matmul(flat, self.weights_matrix, transpose_b=True)
-        return tf.reshape(logits, tf.concat(
-            [tf.shape(hidden)[:-1], [self.vocab_size]], 0))
+        return tf.reshape(logits, tf.concat([tf.shape(hidden)[:-1], [self.vocab_size]], 0))
 
 
 @registry.register_model
@@ -292,51 +291,52 @@ class Transformer(keras.Model):
     t predicts `targets[:, t]` from `targets[:, :t]`.
     """
 
-    def __init__(self, hparams, input_vocab_size, target_vocab_size,
-                 **kwargs):
+    def __init__(self, hparams, input_vocab_size, target_vocab_size, **kwargs):
         super().__init__(**kwargs)
         hp = hparams
         self.hparams = hp
         self.target_vocab_size = target_vocab_size
         initializer = keras.initializers.VarianceScaling(
-            scale=hp.initializer_gain, mode="fan_avg", distribution="uniform")
+            scale=hp.initializer_gain, mode="fan_avg", distribution="uniform"
+        )
         share = hp.shared_embedding_and_softmax_weights
         self.target_embedding = SharedEmbedding(
-            target_vocab_size, hp.hidden_size, name="target_embedding")
+            target_vocab_size, hp.hidden_size, name="target_embedding"
+        )
         if share and input_vocab_size == target_vocab_size:
             self.input_embedding = self.target_embedding
         else:
             self.input_embedding = SharedEmbedding(
-                input_vocab_size, hp.hidden_size, name="input_embedding")
-        self.softmax_layer = None if share else keras.layers.Dense(
-            target_vocab_size, use_bias=False, name="softmax")
+                input_vocab_size, hp.hidden_size, name="input_embedding"
+            )
+        self.softmax_layer = (
+            None if share else keras.layers.Dense(target_vocab_size, use_bias=False, name="softmax")
+        )
         # One attribute per layer, not a list: Keras 3 keeps lists out of
         # tf.train.Checkpoint's object graph, so their weights would not be
         # saved or restored.
         self.num_encoder_layers = hp.num_encoder_layers or hp.num_hidden_layers
         self.num_decoder_layers = hp.num_decoder_layers or hp.num_hidden_layers
         for i in range(self.num_encoder_layers):
-            setattr(self, f"encoder_layer_{i}",
-                    EncoderLayer(hp, initializer, name=f"encoder_layer_{i}"))
+            setattr(
+                self, f"encoder_layer_{i}", EncoderLayer(hp, initializer, name=f"encoder_layer_{i}")
+            )
         for i in range(self.num_decoder_layers):
-            setattr(self, f"decoder_layer_{i}",
-                    DecoderLayer(hp, initializer, name=f"decoder_layer_{i}"))
+            setattr(
+                self, f"decoder_layer_{i}", DecoderLayer(hp, initializer, name=f"decoder_layer_{i}")
+            )
         self.encoder_norm = _layer_norm(hp, "encoder_norm")
         self.decoder_norm = _layer_norm(hp, "decoder_norm")
-        self.input_dropout = keras.layers.Dropout(
-            hp.layer_prepostprocess_dropout)
-        self.target_dropout = keras.layers.Dropout(
-            hp.layer_prepostprocess_dropout)
+        self.input_dropout = keras.layers.Dropout(hp.layer_prepostprocess_dropout)
+        self.target_dropout = keras.layers.Dropout(hp.layer_prepostprocess_dropout)
 
     @property
     def encoder_layers(self):
-        return [getattr(self, f"encoder_layer_{i}")
-                for i in range(self.num_encoder_layers)]
+        return [getattr(self, f"encoder_layer_{i}") for i in range(self.num_encoder_layers)]
 
     @property
     def decoder_layers(self):
-        return [getattr(self, f"decoder_layer_{i}")
-                for i in range(self.num_decoder_layers)]
+        return [getattr(self, f"decoder_layer_{i}") for i in range(self.num_decoder_layers)]
 
     def encode(self, inputs, training=False):
         """Encodes `inputs [B, Ls]`; returns (`memory [B, Ls, H]`, bias)."""
@@ -358,8 +358,7 @@ class Transformer(keras.Model):
         """Teacher-forced decoding: logits `[B, Lt, V]` for `targets`."""
         length = tf.shape(targets)[1]
         # Shift right: position t sees targets[:, :t]; position 0 sees GO.
-        shifted = tf.pad(targets, [[0, 0], [1, 0]],
-                         constant_values=_GO_ID)[:, :-1]
+        shifted = tf.pad(targets, [[0, 0], [1, 0]], constant_values=_GO_ID)[:, :-1]
         x = self.target_embedding(shifted)
         x += timing_signal(length, self.hparams.hidden_size)
         x = self.target_dropout(x, training=training)
@@ -369,23 +368,26 @@ class Transformer(keras.Model):
         return self._logits(x)
 
     def call(self, features, training=False):
-        memory, memory_bias = self.encode(features["inputs"],
-                                          training=training)
-        return self.decode(features["targets"], memory, memory_bias,
-                           training=training)
+        memory, memory_bias = self.encode(features["inputs"], training=training)
+        return self.decode(features["targets"], memory, memory_bias, training=training)
 
     def initial_decode_state(self, memory, memory_bias, max_length):
         """Per-layer caches for `decode_step`, plus the memory bias."""
         batch = tf.shape(memory)[0]
         hp = self.hparams
         depth = hp.hidden_size // hp.num_heads
-        empty = tf.zeros([batch, max_length, hp.num_heads, depth],
-                         memory.dtype)
+        empty = tf.zeros([batch, max_length, hp.num_heads, depth], memory.dtype)
         layers = []
         for layer in self.decoder_layers:
             keys, values = layer.encdec_attention.keys_and_values(memory)
-            layers.append({"self_keys": empty, "self_values": empty,
-                           "memory_keys": keys, "memory_values": values})
+            layers.append(
+                {
+                    "self_keys": empty,
+                    "self_values": empty,
+                    "memory_keys": keys,
+                    "memory_values": values,
+                }
+            )
         return {"layers": layers, "memory_bias": memory_bias}
 
     def decode_step(self, ids, position, state):
@@ -395,15 +397,12 @@ class Transformer(keras.Model):
         x += signal[-1][None, None, :]
         new_layers = []
         for layer, cache in zip(self.decoder_layers, state["layers"]):
-            x, cache = layer.decode_step(x, position, cache,
-                                         state["memory_bias"])
+            x, cache = layer.decode_step(x, position, cache, state["memory_bias"])
             new_layers.append(cache)
         logits = self._logits(x)[:, 0, :]
-        return logits, {"layers": new_layers,
-                        "memory_bias": state["memory_bias"]}
+        return logits, {"layers": new_layers, "memory_bias": state["memory_bias"]}
 
-    def translate(self, inputs, beam_size=4, alpha=0.6, extra_length=50,
-                  eos_id=1):
+    def translate(self, inputs, beam_size=4, alpha=0.6, extra_length=50, eos_id=1):
         """Beam-search decoding of `inputs [B, Ls]`.
 
         Args:
@@ -423,11 +422,9 @@ class Transformer(keras.Model):
         memory, memory_bias = self.encode(inputs)
         # Per-sentence limits (T2T's decode_length = input length + extra),
         # so a translation does not depend on the batch's padding.
-        input_lengths = tf.reduce_sum(
-            tf.cast(tf.not_equal(inputs, _PAD_ID), tf.int32), axis=1)
+        input_lengths = tf.reduce_sum(tf.cast(tf.not_equal(inputs, _PAD_ID), tf.int32), axis=1)
         limits = input_lengths + extra_length
-        state = self.initial_decode_state(memory, memory_bias,
-                                          tf.reduce_max(limits))
+        state = self.initial_decode_state(memory, memory_bias, tf.reduce_max(limits))
         batch = tf.shape(inputs)[0]
 
         def symbols_to_logits(last_ids, position, state):
@@ -441,5 +438,6 @@ class Transformer(keras.Model):
             vocab_size=self.target_vocab_size,
             alpha=alpha,
             states=state,
-            eos_id=eos_id)
+            eos_id=eos_id,
+        )
         return ids[:, 0, :], scores[:, 0]

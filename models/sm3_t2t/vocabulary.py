@@ -4,6 +4,7 @@ Every encoder reserves id 0 for padding and id 1 for end-of-sequence, as T2T doe
 `encode(text) -> list[int]` (no EOS), `decode(ids) -> str` (stops at the first EOS, skips
 PAD), `vocab_size` and `model_path` (the sentencepiece model file, None for built-in ones).
 """
+
 import hashlib
 import io
 import os
@@ -39,8 +40,9 @@ class SentencePieceEncoder:
 
     def __init__(self, model_path):
         if not os.path.isfile(model_path):
-            raise FileNotFoundError(f"vocabulary file {model_path} does not exist "
-                                    f"(generate_data trains and writes it)")
+            raise FileNotFoundError(
+                f"vocabulary file {model_path} does not exist (generate_data trains and writes it)"
+            )
         self.model_path = model_path
         with open(model_path, "rb") as model_file:
             model = model_file.read()
@@ -51,12 +53,15 @@ class SentencePieceEncoder:
         try:
             self._processor.LoadFromSerializedProto(model)
         except (OSError, RuntimeError) as error:
-            raise ValueError(f"vocabulary file {model_path} is not a sentencepiece model: "
-                             f"{error}") from error
+            raise ValueError(
+                f"vocabulary file {model_path} is not a sentencepiece model: {error}"
+            ) from error
         if (self._processor.pad_id(), self._processor.eos_id()) != (PAD_ID, EOS_ID):
-            raise ValueError(f"vocabulary {model_path} must reserve pad_id={PAD_ID} and "
-                             f"eos_id={EOS_ID}; it has pad_id={self._processor.pad_id()}, "
-                             f"eos_id={self._processor.eos_id()}")
+            raise ValueError(
+                f"vocabulary {model_path} must reserve pad_id={PAD_ID} and "
+                f"eos_id={EOS_ID}; it has pad_id={self._processor.pad_id()}, "
+                f"eos_id={self._processor.eos_id()}"
+            )
 
     @property
     def vocab_size(self):
@@ -104,8 +109,7 @@ class _ErrorKeepingIterator:
             raise
 
 
-def train_sentencepiece(texts, model_path, vocab_size, max_sentences=1_000_000,
-                        num_threads=2):
+def train_sentencepiece(texts, model_path, vocab_size, max_sentences=1_000_000, num_threads=2):
     """Trains a unigram sentencepiece model on `texts` and writes it to `model_path` atomically.
 
     Normalization is the identity and unknown characters fall back to bytes, so
@@ -126,11 +130,22 @@ def train_sentencepiece(texts, model_path, vocab_size, max_sentences=1_000_000,
     source = _ErrorKeepingIterator(texts)
     try:
         sentencepiece.SentencePieceTrainer.Train(
-            sentence_iterator=source, model_writer=model, vocab_size=vocab_size,
-            model_type="unigram", byte_fallback=True, normalization_rule_name="identity",
-            pad_id=PAD_ID, eos_id=EOS_ID, unk_id=UNK_ID, bos_id=-1,
-            input_sentence_size=max_sentences, shuffle_input_sentence=True,
-            hard_vocab_limit=False, num_threads=num_threads, minloglevel=2)
+            sentence_iterator=source,
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type="unigram",
+            byte_fallback=True,
+            normalization_rule_name="identity",
+            pad_id=PAD_ID,
+            eos_id=EOS_ID,
+            unk_id=UNK_ID,
+            bos_id=-1,
+            input_sentence_size=max_sentences,
+            shuffle_input_sentence=True,
+            hard_vocab_limit=False,
+            num_threads=num_threads,
+            minloglevel=2,
+        )
     except RuntimeError:
         if source.error is not None:
             raise source.error from None  # e.g. a malformed data line, not a sentencepiece bug

@@ -12,11 +12,11 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.dirname(HERE), os.path.dirname(os.path.dirname(HERE))]
 
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import kernel_test_support as support  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
-import kernel_test_support as support  # pylint: disable=g-import-not-at-top,wrong-import-position
-from sm3_tf import fused_step  # pylint: disable=g-import-not-at-top,wrong-import-position
+from sm3_tf import fused_step  # noqa: E402
 
 # Big enough for several tiles at any thread count; one needs column blocks, one is diagonal.
 DENSE_CASES = {
@@ -32,36 +32,48 @@ STEPS = 3
 
 
 def run_all():
-  """{case: final weights} and {case/cover_i: final covers} after STEPS fused steps."""
-  results = {}
-  for name, (shape, options) in DENSE_CASES.items():
-    state = support.PathState(support.initial_weights(shape, options), options)
-    for g in support.dense_gradients(shape, STEPS):
-      fused_step.dense_update(state.var, tf.constant(g), state.accumulators, state.buffer,
-                              support.LEARNING_RATE, options.config)
-    _save(results, name, state)
-  for name, (shape, options, rows) in SPARSE_CASES.items():
-    state = support.PathState(support.initial_weights(shape, options), options)
-    for indices, values in support.sparse_gradients(shape, STEPS, rows):
-      fused_step.sparse_update(state.var, tf.constant(values), tf.constant(indices),
-                               state.accumulators, state.buffer, support.LEARNING_RATE,
-                               options.config)
-    _save(results, name, state)
-  return results
+    """{case: final weights} and {case/cover_i: final covers} after STEPS fused steps."""
+    results = {}
+    for name, (shape, options) in DENSE_CASES.items():
+        state = support.PathState(support.initial_weights(shape, options), options)
+        for g in support.dense_gradients(shape, STEPS):
+            fused_step.dense_update(
+                state.var,
+                tf.constant(g),
+                state.accumulators,
+                state.buffer,
+                support.LEARNING_RATE,
+                options.config,
+            )
+        _save(results, name, state)
+    for name, (shape, options, rows) in SPARSE_CASES.items():
+        state = support.PathState(support.initial_weights(shape, options), options)
+        for indices, values in support.sparse_gradients(shape, STEPS, rows):
+            fused_step.sparse_update(
+                state.var,
+                tf.constant(values),
+                tf.constant(indices),
+                state.accumulators,
+                state.buffer,
+                support.LEARNING_RATE,
+                options.config,
+            )
+        _save(results, name, state)
+    return results
 
 
 def _save(results, name, state):
-  results[name] = state.var.numpy()
-  for axis, cover in enumerate(state.accumulators):
-    results[f"{name}/cover_{axis}"] = cover.numpy()
+    results[name] = state.var.numpy()
+    for axis, cover in enumerate(state.accumulators):
+        results[f"{name}/cover_{axis}"] = cover.numpy()
 
 
 def main():
-  threads, out = int(sys.argv[1]), sys.argv[2]
-  tf.config.threading.set_intra_op_parallelism_threads(threads)
-  tf.config.threading.set_inter_op_parallelism_threads(1)
-  np.savez(out, **run_all())
+    threads, out = int(sys.argv[1]), sys.argv[2]
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    np.savez(out, **run_all())
 
 
 if __name__ == "__main__":
-  main()
+    main()

@@ -4,29 +4,41 @@ Shapes include odd and size-1 dimensions, rank 0 to 4, parameters that the kerne
 several row and column tiles, and an empty parameter.
 """
 
+import kernel_test_support as support
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import kernel_test_support as support
 from sm3_reference import relative_error
-from sm3_tf import fused_step
-from sm3_tf import kernel_loader
+
+from sm3_tf import fused_step, kernel_loader
 from sm3_tf.step_config import StepConfig
 
-SHAPES = [(), (1,), (7,), (70001,), (1, 1), (7, 5), (1, 9), (9, 1), (3, 4, 5), (2, 1, 3, 1),
-          (300, 257), (3, 40000), (6, 5, 4, 3)]
+SHAPES = [
+    (),
+    (1,),
+    (7,),
+    (70001,),
+    (1, 1),
+    (7, 5),
+    (1, 9),
+    (9, 1),
+    (3, 4, 5),
+    (2, 1, 3, 1),
+    (300, 257),
+    (3, 40000),
+    (6, 5, 4, 3),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
 def kernels():
-  support.require_kernels()
+    support.require_kernels()
 
 
 @pytest.mark.parametrize("options", support.OPTION_CASES, ids=support.option_id)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_fused_matches_tf_ops_and_reference(shape, options):
-  support.assert_close(support.run_dense(shape, options), options.tolerance)
+    support.assert_close(support.run_dense(shape, options), options.tolerance)
 
 
 # One rounding of a low-precision weight may fall on either side of a boundary when float32
@@ -38,109 +50,116 @@ LOW_PRECISION_TOLERANCE = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float64": 
 @pytest.mark.parametrize("variant", ["II", "I"])
 @pytest.mark.parametrize("shape", [(5,), (33, 17)], ids=str)
 def test_parameter_dtypes(shape, variant, param_dtype):
-  options = support.Options(variant, momentum=0.9, param_dtype=param_dtype)
-  errors = support.run_dense(shape, options)
-  for name, (weight_error, cover_error) in errors.items():
-    assert weight_error <= LOW_PRECISION_TOLERANCE[param_dtype], (name, weight_error)
-    assert cover_error <= support.TOLERANCE, (name, cover_error)
-  if param_dtype == "float64":  # the kernel computes float64 parameters in double
-    assert max(errors["sm3_tf.fused_step"]) <= 1e-12, errors
+    options = support.Options(variant, momentum=0.9, param_dtype=param_dtype)
+    errors = support.run_dense(shape, options)
+    for name, (weight_error, cover_error) in errors.items():
+        assert weight_error <= LOW_PRECISION_TOLERANCE[param_dtype], (name, weight_error)
+        assert cover_error <= support.TOLERANCE, (name, cover_error)
+    if param_dtype == "float64":  # the kernel computes float64 parameters in double
+        assert max(errors["sm3_tf.fused_step"]) <= 1e-12, errors
 
 
 @pytest.mark.parametrize("isa", ["portable", "sse2", "avx", "avx512"])
 def test_every_instruction_set_matches_the_reference(isa, monkeypatch):
-  monkeypatch.setenv("SM3_TF_KERNEL_ISA", isa)
-  active = kernel_loader.ops().sm3_kernel_isa().numpy().decode()
-  if active != isa:
-    pytest.skip(f"this CPU or build has no {isa} loops (running {active})")
-  for variant in ("II", "I"):
-    for shape in [(37,), (13, 19), (3, 5, 21)]:  # lengths that leave partial SIMD packets
-      options = support.Options(variant, momentum=0.9, beta_2=0.999, epsilon=1e-6)
-      support.assert_close(support.run_dense(shape, options, modules=(fused_step,)))
+    monkeypatch.setenv("SM3_TF_KERNEL_ISA", isa)
+    active = kernel_loader.ops().sm3_kernel_isa().numpy().decode()
+    if active != isa:
+        pytest.skip(f"this CPU or build has no {isa} loops (running {active})")
+    for variant in ("II", "I"):
+        for shape in [(37,), (13, 19), (3, 5, 21)]:  # lengths that leave partial SIMD packets
+            options = support.Options(variant, momentum=0.9, beta_2=0.999, epsilon=1e-6)
+            support.assert_close(support.run_dense(shape, options, modules=(fused_step,)))
 
 
 def test_empty_parameter_is_left_alone():
-  state = support.PathState(np.zeros((0, 5), np.float32), support.Options(momentum=0.9))
-  state.accumulators[1].assign(np.arange(5, dtype=np.float32))
-  fused_step.dense_update(state.var, tf.zeros((0, 5)), state.accumulators, state.buffer, 0.1,
-                          StepConfig("II", 0.9))
-  np.testing.assert_array_equal(state.accumulators[1].numpy(), np.arange(5))
+    state = support.PathState(np.zeros((0, 5), np.float32), support.Options(momentum=0.9))
+    state.accumulators[1].assign(np.arange(5, dtype=np.float32))
+    fused_step.dense_update(
+        state.var, tf.zeros((0, 5)), state.accumulators, state.buffer, 0.1, StepConfig("II", 0.9)
+    )
+    np.testing.assert_array_equal(state.accumulators[1].numpy(), np.arange(5))
 
 
 def test_zero_gradient_gives_zero_step_not_nan():
-  """0/0 = 0: a parameter that never saw a gradient does not move."""
-  state = support.PathState(np.ones((4, 6), np.float32), support.Options(momentum=0.9))
-  fused_step.dense_update(state.var, tf.zeros((4, 6)), state.accumulators, state.buffer, 0.1,
-                          StepConfig("II", 0.9))
-  np.testing.assert_array_equal(state.var.numpy(), np.ones((4, 6)))
-  np.testing.assert_array_equal(state.buffer.numpy(), np.zeros((4, 6)))
+    """0/0 = 0: a parameter that never saw a gradient does not move."""
+    state = support.PathState(np.ones((4, 6), np.float32), support.Options(momentum=0.9))
+    fused_step.dense_update(
+        state.var, tf.zeros((4, 6)), state.accumulators, state.buffer, 0.1, StepConfig("II", 0.9)
+    )
+    np.testing.assert_array_equal(state.var.numpy(), np.ones((4, 6)))
+    np.testing.assert_array_equal(state.buffer.numpy(), np.zeros((4, 6)))
 
 
 def test_inside_tf_function_with_a_tensor_learning_rate_and_momentum():
-  options = support.Options(momentum=0.9)
-  w0 = support.initial_weights((20, 30), options)
-  grads = support.dense_gradients((20, 30), 3)
-  reference = support.reference_for((20, 30), options)
-  state = support.PathState(w0, options)
-  config = StepConfig("II", tf.constant(0.9), 1.0, 0.0)  # v1 may pass a tensor momentum
+    options = support.Options(momentum=0.9)
+    w0 = support.initial_weights((20, 30), options)
+    grads = support.dense_gradients((20, 30), 3)
+    reference = support.reference_for((20, 30), options)
+    state = support.PathState(w0, options)
+    config = StepConfig("II", tf.constant(0.9), 1.0, 0.0)  # v1 may pass a tensor momentum
 
-  @tf.function
-  def step(g, lr):
-    fused_step.dense_update(state.var, g, state.accumulators, state.buffer, lr, config)
+    @tf.function
+    def step(g, lr):
+        fused_step.dense_update(state.var, g, state.accumulators, state.buffer, lr, config)
 
-  expected = w0.astype(np.float64)
-  for g in grads:
-    step(tf.constant(g), tf.constant(0.1))
-    expected = reference.step(expected, g, 0.1)
-  assert relative_error(state.weights(), expected) <= support.TOLERANCE
+    expected = w0.astype(np.float64)
+    for g in grads:
+        step(tf.constant(g), tf.constant(0.1))
+        expected = reference.step(expected, g, 0.1)
+    assert relative_error(state.weights(), expected) <= support.TOLERANCE
 
 
 def test_graph_mode_session_runs_the_same_op():
-  """tf.compat.v1 graph mode (what sm3_tf.v1 runs): the op is one node run by a session."""
-  options = support.Options(momentum=0.9, variant="I")
-  w0 = support.initial_weights((8, 3), options)
-  grads = support.dense_gradients((8, 3), 2)
-  reference = support.reference_for((8, 3), options)
-  expected = w0.astype(np.float64)
-  for g in grads:
-    expected = reference.step(expected, g, 0.1)
-  with tf.Graph().as_default():
-    state = support.PathState(w0, options)
-    feed = tf.compat.v1.placeholder(tf.float32, (8, 3))
-    update = fused_step.dense_update(state.var, feed, state.accumulators, state.buffer, 0.1,
-                                     options.config)
-    assert isinstance(update, tf.Operation)
-    with tf.compat.v1.Session() as session:
-      session.run(tf.compat.v1.global_variables_initializer())
-      for g in grads:
-        session.run(update, {feed: g})
-      weights = session.run(state.var)
-  assert relative_error(weights, expected) <= support.TOLERANCE
+    """tf.compat.v1 graph mode (what sm3_tf.v1 runs): the op is one node run by a session."""
+    options = support.Options(momentum=0.9, variant="I")
+    w0 = support.initial_weights((8, 3), options)
+    grads = support.dense_gradients((8, 3), 2)
+    reference = support.reference_for((8, 3), options)
+    expected = w0.astype(np.float64)
+    for g in grads:
+        expected = reference.step(expected, g, 0.1)
+    with tf.Graph().as_default():
+        state = support.PathState(w0, options)
+        feed = tf.compat.v1.placeholder(tf.float32, (8, 3))
+        update = fused_step.dense_update(
+            state.var, feed, state.accumulators, state.buffer, 0.1, options.config
+        )
+        assert isinstance(update, tf.Operation)
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            for g in grads:
+                session.run(update, {feed: g})
+            weights = session.run(state.var)
+    assert relative_error(weights, expected) <= support.TOLERANCE
 
 
 def test_keras_sm3_uses_the_kernel_and_matches_tf_ops():
-  """Through the Keras optimizer: fused=True and fused=False train a model identically."""
-  import keras  # pylint: disable=g-import-not-at-top
-  import sm3_tf  # pylint: disable=g-import-not-at-top
-  rng = np.random.default_rng(3)
-  x = rng.standard_normal((32, 6)).astype(np.float32)
-  y = rng.standard_normal((32, 2)).astype(np.float32)
-  weights = {}
-  for fused in (True, False):
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, activation="tanh"),
-                              keras.layers.Dense(2)])
-    model.compile(optimizer=sm3_tf.SM3(0.1, momentum=0.9, fused=fused), loss="mse",
-                  jit_compile=False)
-    model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
-    weights[fused] = model.get_weights()
-  for fused_weight, tf_weight in zip(weights[True], weights[False]):
-    assert relative_error(fused_weight, tf_weight) <= support.TOLERANCE
+    """Through the Keras optimizer: fused=True and fused=False train a model identically."""
+    import keras
+
+    import sm3_tf
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((32, 6)).astype(np.float32)
+    y = rng.standard_normal((32, 2)).astype(np.float32)
+    weights = {}
+    for fused in (True, False):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [keras.Input((6,)), keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(2)]
+        )
+        model.compile(
+            optimizer=sm3_tf.SM3(0.1, momentum=0.9, fused=fused), loss="mse", jit_compile=False
+        )
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False)
+        weights[fused] = model.get_weights()
+    for fused_weight, tf_weight in zip(weights[True], weights[False]):
+        assert relative_error(fused_weight, tf_weight) <= support.TOLERANCE
 
 
 def test_unknown_isa_override_falls_back_to_the_automatic_choice(monkeypatch):
-  monkeypatch.setenv("SM3_TF_KERNEL_ISA", "no-such-isa")
-  active = kernel_loader.ops().sm3_kernel_isa().numpy().decode()
-  assert active in ("avx512", "avx", "sse2", "portable")
-  options = support.Options(momentum=0.9)
-  support.assert_close(support.run_dense((9, 33), options, modules=(fused_step,)))
+    monkeypatch.setenv("SM3_TF_KERNEL_ISA", "no-such-isa")
+    active = kernel_loader.ops().sm3_kernel_isa().numpy().decode()
+    assert active in ("avx512", "avx", "sse2", "portable")
+    options = support.Options(momentum=0.9)
+    support.assert_close(support.run_dense((9, 33), options, modules=(fused_step,)))

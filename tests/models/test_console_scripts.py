@@ -19,12 +19,15 @@ SCRIPTS = ("sm3-trainer", "sm3-decoder")
 def test_installed_script_starts_outside_the_repository(script, tmp_path):
     path = os.path.join(os.path.dirname(sys.executable), script)
     if not os.path.exists(path):
-        pytest.fail(f"{script} is not installed beside {sys.executable}: "
-                    f"run `pip install -e '.[models]'` (make setup does)")
+        pytest.fail(
+            f"{script} is not installed beside {sys.executable}: "
+            f"run `pip install -e '.[models]'` (make setup does)"
+        )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # absl prints the flags and exits with 1 after --helpfull.
-    result = subprocess.run([path, "--helpfull"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [path, "--helpfull"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output
     assert "--output_dir" in output, output

@@ -10,12 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sm3_t2t import beam_search
-from sm3_t2t import decoder
-from sm3_t2t import trainer
+from sm3_t2t import beam_search, decoder, trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EOS = 1
 VOCAB = 5  # 0 = GO/pad, 1 = EOS, 2..4 = symbols
 
@@ -59,30 +56,41 @@ def test_wide_beam_finds_the_exact_best_sequence(alpha):
     tables = _markov_tables(seed=int(alpha * 10), batch=3)
     max_length = 4
     ids, scores = beam_search.beam_search(
-        _markov_fn, initial_ids=tf.zeros([3], tf.int64), beam_size=32,
-        decode_length=max_length, vocab_size=VOCAB, alpha=alpha,
-        states={"table": tf.constant(tables)}, eos_id=EOS)
+        _markov_fn,
+        initial_ids=tf.zeros([3], tf.int64),
+        beam_size=32,
+        decode_length=max_length,
+        vocab_size=VOCAB,
+        alpha=alpha,
+        states={"table": tf.constant(tables)},
+        eos_id=EOS,
+    )
     for b in range(3):
-        best_score, best_sequence = _best_by_brute_force(tables[b],
-                                                         max_length, alpha)
+        best_score, best_sequence = _best_by_brute_force(tables[b], max_length, alpha)
         found = ids.numpy()[b, 0].tolist()
-        assert found[:len(best_sequence)] == best_sequence
-        assert not any(found[len(best_sequence):])
+        assert found[: len(best_sequence)] == best_sequence
+        assert not any(found[len(best_sequence) :])
         assert scores.numpy()[b, 0] == pytest.approx(best_score, abs=1e-4)
 
 
 def test_beam_of_one_is_greedy():
     table = _markov_tables(seed=7, batch=1)
     ids, _ = beam_search.beam_search(
-        _markov_fn, tf.zeros([1], tf.int64), beam_size=1, decode_length=6,
-        vocab_size=VOCAB, alpha=0.6, states={"table": tf.constant(table)})
+        _markov_fn,
+        tf.zeros([1], tf.int64),
+        beam_size=1,
+        decode_length=6,
+        vocab_size=VOCAB,
+        alpha=0.6,
+        states={"table": tf.constant(table)},
+    )
     expected, previous = [], 0
     while len(expected) < 6:
         previous = int(np.argmax(table[0, previous]))
         expected.append(previous)
         if previous == EOS:
             break
-    assert ids.numpy()[0, 0, :len(expected)].tolist() == expected
+    assert ids.numpy()[0, 0, : len(expected)].tolist() == expected
 
 
 def test_search_compiles_with_xla():
@@ -90,21 +98,24 @@ def test_search_compiles_with_xla():
 
     def search(tables):
         return beam_search.beam_search(
-            _markov_fn, tf.zeros([2], tf.int64), beam_size=3,
-            decode_length=5, vocab_size=VOCAB, alpha=0.6,
-            states={"table": tables})
+            _markov_fn,
+            tf.zeros([2], tf.int64),
+            beam_size=3,
+            decode_length=5,
+            vocab_size=VOCAB,
+            alpha=0.6,
+            states={"table": tables},
+        )
 
     eager_ids, eager_scores = search(tables)
     xla_ids, xla_scores = tf.function(search, jit_compile=True)(tables)
     np.testing.assert_array_equal(eager_ids.numpy(), xla_ids.numpy())
-    np.testing.assert_allclose(eager_scores.numpy(), xla_scores.numpy(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(eager_scores.numpy(), xla_scores.numpy(), rtol=1e-5)
 
 
 def test_beam_size_must_be_positive():
     with pytest.raises(ValueError, match="beam_size"):
-        beam_search.beam_search(_markov_fn, tf.zeros([1], tf.int64), 0, 3,
-                                VOCAB, 0.6)
+        beam_search.beam_search(_markov_fn, tf.zeros([1], tf.int64), 0, 3, VOCAB, 0.6)
 
 
 @pytest.fixture(scope="module")
@@ -119,10 +130,14 @@ def trained_dir(tmp_path_factory):
         problem="algorithmic_reverse_binary40",
         hparams_set="transformer_tiny",
         hparams="hidden_size=32,filter_size=64,batch_size=256,"
-                "optimizer=adam,learning_rate=0.01,"
-                "learning_rate_warmup_steps=0",
-        data_dir=str(root / "data"), output_dir=str(root / "train"),
-        train_steps=12, save_checkpoints_steps=12, schedule="train")
+        "optimizer=adam,learning_rate=0.01,"
+        "learning_rate_warmup_steps=0",
+        data_dir=str(root / "data"),
+        output_dir=str(root / "train"),
+        train_steps=12,
+        save_checkpoints_steps=12,
+        schedule="train",
+    )
     run = trainer.train(options)
     return options, run
 
@@ -144,13 +159,20 @@ def test_load_trained_restores_the_saved_weights(trained_dir):
 def test_batching_does_not_change_translations(trained_dir, beam_size):
     options, _ = trained_dir
     restored = decoder.load_trained(options.output_dir)
-    together = decoder.translate_texts(restored.model, restored.encoders,
-                                       SOURCES, beam_size=beam_size,
-                                       batch_size=3, extra_length=4)
-    alone = [decoder.translate_texts(restored.model, restored.encoders,
-                                     [text], beam_size=beam_size,
-                                     extra_length=4)[0]
-             for text in SOURCES]
+    together = decoder.translate_texts(
+        restored.model,
+        restored.encoders,
+        SOURCES,
+        beam_size=beam_size,
+        batch_size=3,
+        extra_length=4,
+    )
+    alone = [
+        decoder.translate_texts(
+            restored.model, restored.encoders, [text], beam_size=beam_size, extra_length=4
+        )[0]
+        for text in SOURCES
+    ]
     assert together == alone
     if beam_size == 1:
         # Each sentence has its own limit: source length (with its EOS)
@@ -163,12 +185,17 @@ def test_batching_does_not_change_translations(trained_dir, beam_size):
 def test_beam_search_respects_per_sentence_limits():
     tables = tf.constant(_markov_tables(seed=5, batch=2))
     ids, _ = beam_search.beam_search(
-        _markov_fn, tf.zeros([2], tf.int64), beam_size=2,
-        decode_length=[2, 5], vocab_size=VOCAB, alpha=0.6,
-        states={"table": tables})
+        _markov_fn,
+        tf.zeros([2], tf.int64),
+        beam_size=2,
+        decode_length=[2, 5],
+        vocab_size=VOCAB,
+        alpha=0.6,
+        states={"table": tables},
+    )
     first = ids.numpy()[0, 0].tolist()
     assert ids.shape[-1] == 5
-    assert EOS in first[:2] and not any(first[first.index(EOS) + 1:])
+    assert EOS in first[:2] and not any(first[first.index(EOS) + 1 :])
 
 
 def test_missing_run_is_a_clear_error(tmp_path):
@@ -181,16 +208,23 @@ def test_cli_translates_a_file_like_the_library(trained_dir, tmp_path):
     source_file = tmp_path / "source.txt"
     source_file.write_text("\n".join(SOURCES) + "\n", encoding="utf-8")
     target_file = tmp_path / "translations.txt"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.join(REPO, "models"), REPO]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "models"), REPO]))
     subprocess.run(
-        [sys.executable, "-m", "sm3_t2t.decoder",
-         f"--output_dir={options.output_dir}", "--beam_size=1",
-         f"--decode_from_file={source_file}",
-         f"--decode_to_file={target_file}"],
-        check=True, env=env, capture_output=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "sm3_t2t.decoder",
+            f"--output_dir={options.output_dir}",
+            "--beam_size=1",
+            f"--decode_from_file={source_file}",
+            f"--decode_to_file={target_file}",
+        ],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     restored = decoder.load_trained(options.output_dir)
-    expected = decoder.translate_texts(restored.model, restored.encoders,
-                                       SOURCES, beam_size=1)
+    expected = decoder.translate_texts(restored.model, restored.encoders, SOURCES, beam_size=1)
     assert any(expected)
     assert target_file.read_text(encoding="utf-8").splitlines() == expected

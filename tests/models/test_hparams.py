@@ -1,4 +1,5 @@
 """Tests of sm3_t2t.hparams: typed access, parsing overrides, JSON, and basic_params1."""
+
 import copy
 import pickle
 
@@ -10,8 +11,9 @@ from sm3_t2t.hparams import HParams, basic_params1
 
 @pytest.fixture
 def hparams():
-    return HParams(steps=10, rate=0.5, name="adam", flag=False, sizes=[1, 2], words=["a"],
-                   anything=None)
+    return HParams(
+        steps=10, rate=0.5, name="adam", flag=False, sizes=[1, 2], words=["a"], anything=None
+    )
 
 
 def test_attribute_access_and_values(hparams):
@@ -21,29 +23,39 @@ def test_attribute_access_and_values(hparams):
     assert hparams.sizes == [1, 2]
     assert "rate" in hparams and "missing" not in hparams
     with pytest.raises(AttributeError, match="no hparam 'missing'"):
-        hparams.missing  # pylint: disable=pointless-statement
+        _ = hparams.missing
 
 
 def test_parse_keeps_types(hparams):
     hparams.parse("steps=3, rate=2,name=sm3,flag=true,sizes=[4, 5,6],words=[x,y]")
-    assert hparams.values() == {"steps": 3, "rate": 2.0, "name": "sm3", "flag": True,
-                                "sizes": [4, 5, 6], "words": ["x", "y"], "anything": None}
+    assert hparams.values() == {
+        "steps": 3,
+        "rate": 2.0,
+        "name": "sm3",
+        "flag": True,
+        "sizes": [4, 5, 6],
+        "words": ["x", "y"],
+        "anything": None,
+    }
     assert isinstance(hparams.rate, float) and isinstance(hparams.steps, int)
     hparams.parse("flag=False,anything=1.5,sizes=[]")
     assert hparams.flag is False and hparams.anything == 1.5 and hparams.sizes == []
     assert hparams.parse("") is hparams
 
 
-@pytest.mark.parametrize("overrides, key", [
-    ("steps=1.5", "steps"),
-    ("rate=fast", "rate"),
-    ("flag=maybe", "flag"),
-    ("sizes=3", "sizes"),
-    ("sizes=[1,x]", "sizes"),
-    ("name=[a,b]", "name"),
-    ("unknown=1", "unknown"),
-    ("steps=1,steps=2", "steps"),
-])
+@pytest.mark.parametrize(
+    "overrides, key",
+    [
+        ("steps=1.5", "steps"),
+        ("rate=fast", "rate"),
+        ("flag=maybe", "flag"),
+        ("sizes=3", "sizes"),
+        ("sizes=[1,x]", "sizes"),
+        ("name=[a,b]", "name"),
+        ("unknown=1", "unknown"),
+        ("steps=1,steps=2", "steps"),
+    ],
+)
 def test_parse_errors_name_the_key_and_change_nothing(hparams, overrides, key):
     before = hparams.values()
     with pytest.raises(ValueError, match=f"'{key}'"):
@@ -63,8 +75,14 @@ def test_set_hparam_checks_types(hparams):
     assert hparams.rate == 3.0 and isinstance(hparams.rate, float)
     hparams.steps = np.int64(4)  # numpy integers are accepted and stored as int
     assert type(hparams.steps) is int and hparams.steps == 4
-    for name, value in (("steps", 1.0), ("steps", True), ("flag", 1), ("name", 3),
-                        ("sizes", 5), ("sizes", ["a"])):
+    for name, value in (
+        ("steps", 1.0),
+        ("steps", True),
+        ("flag", 1),
+        ("name", 3),
+        ("sizes", 5),
+        ("sizes", ["a"]),
+    ):
         with pytest.raises(ValueError, match=f"'{name}'"):
             hparams.set_hparam(name, value)
     with pytest.raises(ValueError, match="unknown hparam 'nope'"):
@@ -109,16 +127,28 @@ def test_copies_are_independent(hparams):
 def test_basic_params1_has_the_t2t_fields_and_defaults():
     hparams = basic_params1()
     assert hparams.values() == {
-        "batch_size": 4096, "max_length": 256, "min_length_bucket": 8,
-        "length_bucket_step": 1.1, "fixed_shapes": False,
-        "optimizer": "sm3", "learning_rate": 0.1, "learning_rate_warmup_steps": 1000,
-        "learning_rate_warmup_power": 2.0, "learning_rate_cooldown_steps": 0,
-        "optimizer_sm3_momentum": 0.9, "optimizer_sm3_beta2": 1.0,
-        "optimizer_sm3_variant": "II", "optimizer_sm3_epsilon": 0.0,
-        "optimizer_sm3_momentum_dtype": "", "optimizer_sm3_skip_nonfinite": False,
-        "optimizer_sm3_fused": "auto", "optimizer_adam_beta1": 0.9,
-        "optimizer_adam_beta2": 0.997, "optimizer_adam_epsilon": 1e-9,
-        "clip_grad_norm": 0.0, "seed": 1234,
+        "batch_size": 4096,
+        "max_length": 256,
+        "min_length_bucket": 8,
+        "length_bucket_step": 1.1,
+        "fixed_shapes": False,
+        "optimizer": "sm3",
+        "learning_rate": 0.1,
+        "learning_rate_warmup_steps": 1000,
+        "learning_rate_warmup_power": 2.0,
+        "learning_rate_cooldown_steps": 0,
+        "optimizer_sm3_momentum": 0.9,
+        "optimizer_sm3_beta2": 1.0,
+        "optimizer_sm3_variant": "II",
+        "optimizer_sm3_epsilon": 0.0,
+        "optimizer_sm3_momentum_dtype": "",
+        "optimizer_sm3_skip_nonfinite": False,
+        "optimizer_sm3_fused": "auto",
+        "optimizer_adam_beta1": 0.9,
+        "optimizer_adam_beta2": 0.997,
+        "optimizer_adam_epsilon": 1e-9,
+        "clip_grad_norm": 0.0,
+        "seed": 1234,
     }
     assert basic_params1() is not basic_params1()
     hparams.parse("batch_size=2048,optimizer_sm3_variant=I,learning_rate_warmup_power=1")

@@ -1,6 +1,7 @@
 """Tests of the input pipeline on the reverse problem: token budget, buckets, length filter,
 fixed shapes, determinism and sharding. Expected examples come from the raw shards, parsed here.
 """
+
 import collections
 import os
 
@@ -41,8 +42,9 @@ def stored_examples(data_dir, name, split):
     examples = collections.Counter()
     for serialized in tf.data.TFRecordDataset(paths):
         feature = tf.train.Example.FromString(serialized.numpy()).features.feature
-        examples[(tuple(feature["inputs"].int64_list.value),
-                  tuple(feature["targets"].int64_list.value))] += 1
+        examples[
+            (tuple(feature["inputs"].int64_list.value), tuple(feature["targets"].int64_list.value))
+        ] += 1
     return examples
 
 
@@ -99,8 +101,9 @@ def test_training_filters_by_max_length_and_sees_every_short_example(generated):
     hparams = make_hparams(max_length=20)
     batches = list(problem.dataset(problems.TRAIN, data_dir, hparams, repeat=False))
     stored = stored_examples(data_dir, problem.name, problems.TRAIN)
-    short = collections.Counter({example: count for example, count in stored.items()
-                                 if max(map(len, example)) <= 20})
+    short = collections.Counter(
+        {example: count for example, count in stored.items() if max(map(len, example)) <= 20}
+    )
     assert 0 < sum(short.values()) < sum(stored.values())
     assert batched_examples(batches) == short
 
@@ -123,8 +126,9 @@ def test_fixed_shapes_are_static(generated, mode):
     assert all(batch[name].shape == (4, 30) for batch in batches for name in batch)
     if mode == problems.EVAL:  # all examples that fit, last batch completed with PAD rows
         stored = stored_examples(data_dir, problem.name, mode)
-        fitting = collections.Counter({example: count for example, count in stored.items()
-                                       if max(map(len, example)) <= 30})
+        fitting = collections.Counter(
+            {example: count for example, count in stored.items() if max(map(len, example)) <= 30}
+        )
         assert batched_examples(batches) == fitting
         assert len(batches) == -(-sum(fitting.values()) // 4)
 
@@ -135,40 +139,54 @@ def test_same_seed_same_batches(generated):
 
     def first_batches(seed):
         dataset = problem.dataset(problems.TRAIN, data_dir, hparams, seed=seed)
-        return [{name: tensor.numpy() for name, tensor in batch.items()}
-                for batch in dataset.take(12)]
+        return [
+            {name: tensor.numpy() for name, tensor in batch.items()} for batch in dataset.take(12)
+        ]
 
     first, again, other = first_batches(7), first_batches(7), first_batches(8)
     # The reshuffled second epoch must be reproducible too.
     assert sum(batch["inputs"].shape[0] for batch in first) > problem.train_size
     assert all(np.array_equal(a[name], b[name]) for a, b in zip(first, again) for name in a)
-    assert any(a["inputs"].shape != b["inputs"].shape or
-               not np.array_equal(a["inputs"], b["inputs"]) for a, b in zip(first, other))
+    assert any(
+        a["inputs"].shape != b["inputs"].shape or not np.array_equal(a["inputs"], b["inputs"])
+        for a, b in zip(first, other)
+    )
 
 
-@pytest.mark.parametrize("mode, num_shards", [
-    (problems.TRAIN, 2),  # 4 files, 2 pipelines: each reads its own files
-    (problems.TRAIN, 3),  # 4 files, 3 pipelines: uneven, still shard by file
-    (problems.EVAL, 2),   # 1 file: every pipeline reads it, keeps every 2nd example
-])
+@pytest.mark.parametrize(
+    "mode, num_shards",
+    [
+        (problems.TRAIN, 2),  # 4 files, 2 pipelines: each reads its own files
+        (problems.TRAIN, 3),  # 4 files, 3 pipelines: uneven, still shard by file
+        (problems.EVAL, 2),  # 1 file: every pipeline reads it, keeps every 2nd example
+    ],
+)
 def test_shards_partition_the_data(generated, mode, num_shards):
     problem, data_dir = generated
     hparams = make_hparams()
-    parts = [batched_examples(problem.dataset(mode, data_dir, hparams, shard_index=index,
-                                              num_shards=num_shards, repeat=False))
-             for index in range(num_shards)]
+    parts = [
+        batched_examples(
+            problem.dataset(
+                mode, data_dir, hparams, shard_index=index, num_shards=num_shards, repeat=False
+            )
+        )
+        for index in range(num_shards)
+    ]
     assert all(sum(part.values()) > 0 for part in parts)
     assert sum(parts, collections.Counter()) == stored_examples(data_dir, problem.name, mode)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"batch_size": 0}, "hparams.batch_size=0: must be a positive"),
-    ({"max_length": -1}, "hparams.max_length=-1"),
-    ({"length_bucket_step": 1.0}, "hparams.length_bucket_step=1.0: must be > 1.0"),
-    ({"min_length_bucket": 0}, "hparams.min_length_bucket=0"),
-    ({"fixed_shapes": True, "max_length": 0}, "fixed_shapes needs a positive max_length"),
-    ({"fixed_shapes": True, "max_length": 300}, "hparams.batch_size=200: fixed_shapes needs"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"batch_size": 0}, "hparams.batch_size=0: must be a positive"),
+        ({"max_length": -1}, "hparams.max_length=-1"),
+        ({"length_bucket_step": 1.0}, "hparams.length_bucket_step=1.0: must be > 1.0"),
+        ({"min_length_bucket": 0}, "hparams.min_length_bucket=0"),
+        ({"fixed_shapes": True, "max_length": 0}, "fixed_shapes needs a positive max_length"),
+        ({"fixed_shapes": True, "max_length": 300}, "hparams.batch_size=200: fixed_shapes needs"),
+    ],
+)
 def test_bad_hparams_are_named(generated, overrides, message):
     problem, data_dir = generated
     with pytest.raises(ValueError, match=message):

@@ -17,13 +17,13 @@ import tensorflow as tf
 
 from sm3_t2t import registry
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROBLEM = "algorithmic_reverse_binary40"
 
 # Runs in each worker process: train on this worker's shard of the data,
 # then write a digest of the final weights.
-WORKER = textwrap.dedent("""
+WORKER = textwrap.dedent(
+    """
     import hashlib, sys
     import numpy as np
     from sm3_t2t import trainer
@@ -35,7 +35,7 @@ WORKER = textwrap.dedent("""
 
     data_dir, output_dir, result_file = sys.argv[1:4]
     options = trainer.TrainerOptions(
-        problem="%s", hparams_set="transformer_tiny",
+        problem=PROBLEM_NAME, hparams_set="transformer_tiny",
         hparams="hidden_size=32,filter_size=64,batch_size=256",
         data_dir=data_dir, output_dir=output_dir, train_steps=4,
         save_checkpoints_steps=2, iterations_per_loop=1,
@@ -43,7 +43,8 @@ WORKER = textwrap.dedent("""
     run = trainer.train(options)
     with open(result_file, "w") as f:
         f.write(digest(run.model.trainable_variables))
-""" % PROBLEM)
+""".replace("PROBLEM_NAME", repr(PROBLEM))
+)
 
 
 def _free_ports(count):
@@ -69,16 +70,21 @@ def test_two_workers_finish_with_identical_weights(data_dir, tmp_path):
     output_dir = str(tmp_path / "run")
     processes, results = [], []
     for index in range(2):
-        tf_config = {"cluster": {"worker": workers},
-                     "task": {"type": "worker", "index": index}}
-        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config),
-                   PYTHONPATH=os.pathsep.join(
-                       [os.path.join(REPO, "models"), REPO]))
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = dict(
+            os.environ,
+            TF_CONFIG=json.dumps(tf_config),
+            PYTHONPATH=os.pathsep.join([os.path.join(REPO, "models"), REPO]),
+        )
         results.append(tmp_path / f"worker_{index}.sha256")
-        processes.append(subprocess.Popen(
-            [sys.executable, "-c", WORKER, data_dir, output_dir,
-             str(results[-1])],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-c", WORKER, data_dir, output_dir, str(results[-1])],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+        )
     outputs = []
     try:
         for process in processes:
@@ -97,5 +103,4 @@ def test_two_workers_finish_with_identical_weights(data_dir, tmp_path):
     # The chief (worker 0) keeps the checkpoints; worker 1's scratch copy,
     # needed only for the collective save, is gone.
     assert tf.train.latest_checkpoint(output_dir).endswith("ckpt-4")
-    assert not os.path.exists(os.path.join(output_dir, "workers",
-                                           "worker_1"))
+    assert not os.path.exists(os.path.join(output_dir, "workers", "worker_1"))

@@ -4,6 +4,7 @@ Problems run on small subsets (constructor arguments) so the whole module takes 
 WMT problems read tensorflow-datasets' `wmt14_translate` through `tfds.testing.mock_data`.
 Expected text comes from the raw sources, read here independently of the code under test.
 """
+
 import contextlib
 import gzip
 import json
@@ -17,11 +18,17 @@ import sm3_t2t  # noqa: F401  registers the problems
 from sm3_t2t import problems, registry
 from sm3_t2t.hparams import basic_params1
 from sm3_t2t.problems.algorithmic import AlgorithmicReverseBinary40
-from sm3_t2t.problems.translate import (TranslateEndeWesnoth, TranslateEndeWmt32k,
-                                        TranslateEnfrWesnoth, TranslateEnfrWmt32k, TranslateTsv)
+from sm3_t2t.problems.translate import (
+    TranslateEndeWesnoth,
+    TranslateEndeWmt32k,
+    TranslateEnfrWesnoth,
+    TranslateEnfrWmt32k,
+    TranslateTsv,
+)
 
-WESNOTH_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "models", "sm3_t2t", "data",
-                           "wesnoth")
+WESNOTH_DIR = os.path.join(
+    os.path.dirname(__file__), "..", "..", "models", "sm3_t2t", "data", "wesnoth"
+)
 SPLIT_FILES = {problems.TRAIN: "train", problems.EVAL: "valid", problems.TEST: "test"}
 SUBSET = 120  # pairs per split for the translation problems
 
@@ -40,8 +47,10 @@ def wesnoth_pairs(language, split, limit=None):
 
 def fake_wmt_pairs(language, tfds_split):
     count = {"train": 60, "validation": 7, "test": 9}[tfds_split]
-    return [(f"English line {i} of the {tfds_split} set.", f"{language} ligne {i} {tfds_split}")
-            for i in range(count)]
+    return [
+        (f"English line {i} of the {tfds_split} set.", f"{language} ligne {i} {tfds_split}")
+        for i in range(count)
+    ]
 
 
 def fake_wmt_as_dataset(builder, split, **unused_kwargs):
@@ -70,8 +79,10 @@ def case_for(name, tmp_path):
     if name in ("translate_enfr_wmt32k", "translate_ende_wmt32k"):
         problem_class = {"fr": TranslateEnfrWmt32k, "de": TranslateEndeWmt32k}[name[12:14]]
         language = problem_class.target_language
-        expected = {split: fake_wmt_pairs(language, tfds_split)
-                    for split, tfds_split in problem_class.tfds_splits.items()}
+        expected = {
+            split: fake_wmt_pairs(language, tfds_split)
+            for split, tfds_split in problem_class.tfds_splits.items()
+        }
         problem = problem_class(approx_vocab_size=300)
         problem.num_train_shards = 3  # 100 mostly empty shards would only slow the test down
         mock = tfds.testing.mock_data(as_dataset_fn=fake_wmt_as_dataset)
@@ -83,15 +94,20 @@ def case_for(name, tmp_path):
         for split, pairs in expected.items():
             text = "".join(f"{source}\t{target}\n" for source, target in pairs)
             (raw_dir / f"{SPLIT_FILES[split]}.tsv").write_text(text, encoding="utf-8")
-        return TranslateTsv(approx_vocab_size=320), str(raw_dir), contextlib.nullcontext(), \
-            expected
+        return TranslateTsv(approx_vocab_size=320), str(raw_dir), contextlib.nullcontext(), expected
     if name == "algorithmic_reverse_binary40":
         return AlgorithmicReverseBinary40(), None, contextlib.nullcontext(), None
     raise AssertionError(f"registered problem {name} has no round-trip case in this test")
 
 
-BUILTIN = ["algorithmic_reverse_binary40", "translate_ende_wesnoth", "translate_ende_wmt32k",
-           "translate_enfr_wesnoth", "translate_enfr_wmt32k", "translate_tsv"]
+BUILTIN = [
+    "algorithmic_reverse_binary40",
+    "translate_ende_wesnoth",
+    "translate_ende_wmt32k",
+    "translate_enfr_wesnoth",
+    "translate_enfr_wmt32k",
+    "translate_tsv",
+]
 
 
 def test_every_registered_problem_has_a_case():
@@ -104,8 +120,9 @@ def read_records(data_dir, name, split):
     records = []
     for serialized in tf.data.TFRecordDataset(paths):
         feature = tf.train.Example.FromString(serialized.numpy()).features.feature
-        records.append((list(feature["inputs"].int64_list.value),
-                        list(feature["targets"].int64_list.value)))
+        records.append(
+            (list(feature["inputs"].int64_list.value), list(feature["targets"].int64_list.value))
+        )
     return records
 
 
@@ -117,8 +134,7 @@ def generated(request, tmp_path_factory):
     with context:
         problem.generate_data(data_dir, tmp_dir)
     if expected is None:  # algorithmic: its own (source) pairs are the reference
-        expected = {split: list(problem.source_text_pairs(split, None))
-                    for split in problems.MODES}
+        expected = {split: list(problem.source_text_pairs(split, None)) for split in problems.MODES}
     return problem, data_dir, expected
 
 
@@ -132,8 +148,9 @@ def test_records_decode_to_the_source_text(generated):
             for ids in (inputs, targets):  # EOS-terminated, nothing reserved inside
                 assert ids[-1] == problems.EOS_ID
                 assert problems.EOS_ID not in ids[:-1] and problems.PAD_ID not in ids
-        decoded = [(encoders["inputs"].decode(i), encoders["targets"].decode(t))
-                   for i, t in records]
+        decoded = [
+            (encoders["inputs"].decode(i), encoders["targets"].decode(t)) for i, t in records
+        ]
         folded = [(fold(source), fold(target)) for source, target in expected[split]]
         if split == problems.TRAIN:  # round-robin over several shards: order differs
             assert sorted(decoded) == sorted(folded)
@@ -162,11 +179,13 @@ def test_dataset_yields_int64_batches(generated):
 
 def test_generate_data_is_idempotent(generated):
     problem, data_dir, _ = generated
-    before = {name: os.stat(os.path.join(data_dir, name)).st_mtime_ns
-              for name in os.listdir(data_dir)}
+    before = {
+        name: os.stat(os.path.join(data_dir, name)).st_mtime_ns for name in os.listdir(data_dir)
+    }
     problem.generate_data(data_dir, None)  # no tmp_dir needed: nothing is regenerated
-    after = {name: os.stat(os.path.join(data_dir, name)).st_mtime_ns
-             for name in os.listdir(data_dir)}
+    after = {
+        name: os.stat(os.path.join(data_dir, name)).st_mtime_ns for name in os.listdir(data_dir)
+    }
     assert after == before
     assert not [name for name in after if name.endswith(".tmp")]
 
@@ -202,10 +221,19 @@ def test_algorithmic_targets_reverse_inputs(tmp_path):
 
 
 def test_embedded_wesnoth_corpus_is_complete():
-    counts = {(language, split): len(wesnoth_pairs(language, split))
-              for language in ("fr", "de") for split in problems.MODES}
-    assert counts == {("fr", "train"): 19020, ("fr", "eval"): 1065, ("fr", "test"): 1044,
-                      ("de", "train"): 17510, ("de", "eval"): 989, ("de", "test"): 981}
+    counts = {
+        (language, split): len(wesnoth_pairs(language, split))
+        for language in ("fr", "de")
+        for split in problems.MODES
+    }
+    assert counts == {
+        ("fr", "train"): 19020,
+        ("fr", "eval"): 1065,
+        ("fr", "test"): 1044,
+        ("de", "train"): 17510,
+        ("de", "eval"): 989,
+        ("de", "test"): 981,
+    }
     with open(os.path.join(WESNOTH_DIR, "README.md"), encoding="utf-8") as readme:
         assert "GPL-2.0-or-later" in readme.read()
     assert TranslateEnfrWesnoth().approx_vocab_size == 8000
@@ -215,8 +243,7 @@ def test_wesnoth_prefers_a_copy_in_tmp_dir(tmp_path):
     (tmp_path / "train.fr.tsv").write_text("one\tun\n", encoding="utf-8")
     problem = TranslateEnfrWesnoth()
     assert list(problem.source_text_pairs(problems.TRAIN, str(tmp_path))) == [("one", "un")]
-    assert problem.corpus_dir(str(tmp_path / "elsewhere")).endswith(os.path.join("data",
-                                                                                   "wesnoth"))
+    assert problem.corpus_dir(str(tmp_path / "elsewhere")).endswith(os.path.join("data", "wesnoth"))
 
 
 def test_registered_wesnoth_problem_builds_the_full_8k_corpus(tmp_path):
@@ -226,10 +253,13 @@ def test_registered_wesnoth_problem_builds_the_full_8k_corpus(tmp_path):
     problem.generate_data(data_dir)
     assert problem.vocab_size(data_dir) == 8000
     for split, count in ((problems.TRAIN, 19020), (problems.EVAL, 1065), (problems.TEST, 1044)):
-        with open(os.path.join(data_dir, f"{problem.name}-{split}.meta.json"),
-                  encoding="utf-8") as meta:
+        with open(
+            os.path.join(data_dir, f"{problem.name}-{split}.meta.json"), encoding="utf-8"
+        ) as meta:
             assert json.load(meta)["num_examples"] == count
     encoder = problem.feature_encoders(data_dir)["targets"]
-    decoded = [(encoder.decode(i), encoder.decode(t))
-               for i, t in read_records(data_dir, problem.name, problems.TEST)]
+    decoded = [
+        (encoder.decode(i), encoder.decode(t))
+        for i, t in read_records(data_dir, problem.name, problems.TEST)
+    ]
     assert decoded == [(fold(s), fold(t)) for s, t in wesnoth_pairs("fr", problems.TEST)]

@@ -1,4 +1,5 @@
 """Bad input and damaged files: clear errors naming the file, and nothing half-written kept."""
+
 import os
 
 import pytest
@@ -16,9 +17,11 @@ def write_tsv_dir(directory, train_lines=40, valid_text=None):
     directory.mkdir(exist_ok=True)
     (directory / "train.tsv").write_text(
         "".join(f"hello number {i}\tbonjour numéro {i}\n" for i in range(train_lines)),
-        encoding="utf-8")
-    (directory / "valid.tsv").write_text(valid_text or "good day\tbonne journée\n",
-                                         encoding="utf-8")
+        encoding="utf-8",
+    )
+    (directory / "valid.tsv").write_text(
+        valid_text or "good day\tbonne journée\n", encoding="utf-8"
+    )
     (directory / "test.tsv").write_text("thank you\tmerci\n", encoding="utf-8")
     return str(directory)
 
@@ -28,17 +31,24 @@ def small_tsv_problem():
 
 
 def snapshot(directory):
-    return {name: os.stat(os.path.join(directory, name)).st_mtime_ns
-            for name in os.listdir(directory)}
+    return {
+        name: os.stat(os.path.join(directory, name)).st_mtime_ns for name in os.listdir(directory)
+    }
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", r"train\.tsv is empty"),
-    (b"a\tb\nno tab here\n", r"train\.tsv:2: expected 'source<TAB>target' \(one tab\), found 0"),
-    (b"a\tb\tc\n", r"train\.tsv:1: .* found 2 tabs"),
-    (b"a\tb\nc\t \n", r"train\.tsv:2: empty target text"),
-    (b"a\tb\n\xff\xfe\tx\n", r"train\.tsv:2: not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", r"train\.tsv is empty"),
+        (
+            b"a\tb\nno tab here\n",
+            r"train\.tsv:2: expected 'source<TAB>target' \(one tab\), found 0",
+        ),
+        (b"a\tb\tc\n", r"train\.tsv:1: .* found 2 tabs"),
+        (b"a\tb\nc\t \n", r"train\.tsv:2: empty target text"),
+        (b"a\tb\n\xff\xfe\tx\n", r"train\.tsv:2: not UTF-8"),
+    ],
+)
 def test_malformed_tsv_names_file_and_line(tmp_path, content, message):
     raw_dir = write_tsv_dir(tmp_path / "raw")
     (tmp_path / "raw" / "train.tsv").write_bytes(content)
@@ -62,11 +72,16 @@ def test_missing_inputs_are_named(tmp_path):
 
 def test_reading_before_generating(tmp_path):
     hparams = basic_params1()
-    with pytest.raises(FileNotFoundError, match=r"vocab\.translate_tsv\.300\.model .* run "
-                                                r"generate_data first"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"vocab\.translate_tsv\.300\.model .* run "
+        r"generate_data first",
+    ):
         small_tsv_problem().dataset(problems.TRAIN, str(tmp_path), hparams)
-    with pytest.raises(problems.MissingDataError, match="no complete 'eval' data for problem "
-                                                        "algorithmic_reverse_binary40"):
+    with pytest.raises(
+        problems.MissingDataError,
+        match="no complete 'eval' data for problem algorithmic_reverse_binary40",
+    ):
         AlgorithmicReverseBinary40().dataset(problems.EVAL, str(tmp_path), hparams)
     with pytest.raises(ValueError, match="mode must be one of"):
         AlgorithmicReverseBinary40().dataset("training", str(tmp_path), hparams)
@@ -154,8 +169,9 @@ def test_corrupt_record_is_reported_with_the_file(tmp_path):
     with pytest.raises(tf.errors.DataLossError):  # tf.data checks record checksums too
         list(problem.dataset(problems.TEST, data_dir, basic_params1()))
     os.remove(os.path.join(data_dir, f"{problem.name}-test.pairs.tsv"))
-    with pytest.raises(problems.CorruptShardError, match=f"{problem.name}-test.pairs.tsv is "
-                                                         "missing"):
+    with pytest.raises(
+        problems.CorruptShardError, match=f"{problem.name}-test.pairs.tsv is missing"
+    ):
         problem.text_pairs(problems.TEST, data_dir)
 
 
@@ -184,8 +200,12 @@ def test_vocabulary_that_does_not_match_the_data(tmp_path):
     assert problem.text_pairs(problems.TEST, data_dir) == [("thank you", "merci")]
     encoder = problem.feature_encoders(data_dir)["targets"]
     assert encoder.model_path == vocab_path
-    decoded = [encoder.decode(ids) for _, ids in base.shards.read_records(
-        [os.path.join(data_dir, "translate_tsv-test-00000-of-00001")])]
+    decoded = [
+        encoder.decode(ids)
+        for _, ids in base.shards.read_records(
+            [os.path.join(data_dir, "translate_tsv-test-00000-of-00001")]
+        )
+    ]
     assert decoded == ["merci"]
 
 

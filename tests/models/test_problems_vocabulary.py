@@ -1,4 +1,5 @@
 """Tests of the encoders problems use: reserved ids, EOS/PAD handling, lossless round trips."""
+
 import io
 import os
 
@@ -8,8 +9,11 @@ import sentencepiece
 from sm3_t2t import problems
 from sm3_t2t.vocabulary import SentencePieceEncoder, SymbolEncoder, train_sentencepiece
 
-SENTENCES = [f"The {colour} unit moves {count} hexes north." for colour in
-             ("red", "blue", "green", "white") for count in ("one", "two", "three")] * 20
+SENTENCES = [
+    f"The {colour} unit moves {count} hexes north."
+    for colour in ("red", "blue", "green", "white")
+    for count in ("one", "two", "three")
+] * 20
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +50,11 @@ def test_decode_stops_at_eos_and_skips_pad(encoder):
 
 
 def test_fingerprint_identifies_the_model_file(encoder, tmp_path):
-    other = train_sentencepiece(SENTENCES[:60] + ["completely different words"] * 10,
-                                str(tmp_path / "other.model"), vocab_size=300)
+    other = train_sentencepiece(
+        SENTENCES[:60] + ["completely different words"] * 10,
+        str(tmp_path / "other.model"),
+        vocab_size=300,
+    )
     assert encoder.fingerprint() == SentencePieceEncoder(encoder.model_path).fingerprint()
     assert encoder.fingerprint() != other.fingerprint()
 
@@ -61,8 +68,12 @@ def test_bad_model_files_are_reported(tmp_path):
         SentencePieceEncoder(str(garbage))
     default_ids = io.BytesIO()  # sentencepiece's own defaults: unk=0, bos=1, eos=2, no pad
     sentencepiece.SentencePieceTrainer.Train(
-        sentence_iterator=iter(SENTENCES), model_writer=default_ids, vocab_size=60,
-        hard_vocab_limit=False, minloglevel=2)
+        sentence_iterator=iter(SENTENCES),
+        model_writer=default_ids,
+        vocab_size=60,
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
     foreign = tmp_path / "foreign.model"
     foreign.write_bytes(default_ids.getvalue())
     with pytest.raises(ValueError, match="must reserve pad_id=0 and eos_id=1"):

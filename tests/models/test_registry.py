@@ -1,4 +1,5 @@
 """Tests of sm3_t2t.registry: T2T names, decorator forms, look-ups and their errors."""
+
 import pytest
 
 import sm3_t2t  # noqa: F401  registers the built-in problems
@@ -18,19 +19,28 @@ def cleanup():
             table.unregister(name)
 
 
-@pytest.mark.parametrize("class_name, expected", [
-    ("TranslateEnfrWmt32k", "translate_enfr_wmt32k"),
-    ("AlgorithmicReverseBinary40", "algorithmic_reverse_binary40"),
-    ("Transformer", "transformer"),
-    ("LanguagemodelLm1b32k", "languagemodel_lm1b32k"),
-])
+@pytest.mark.parametrize(
+    "class_name, expected",
+    [
+        ("TranslateEnfrWmt32k", "translate_enfr_wmt32k"),
+        ("AlgorithmicReverseBinary40", "algorithmic_reverse_binary40"),
+        ("Transformer", "transformer"),
+        ("LanguagemodelLm1b32k", "languagemodel_lm1b32k"),
+    ],
+)
 def test_default_class_names_follow_t2t(class_name, expected):
     assert registry.default_name(type(class_name, (), {})) == expected
 
 
 def test_builtin_problems_are_registered_on_import():
-    expected = {"translate_enfr_wmt32k", "translate_ende_wmt32k", "translate_enfr_wesnoth",
-                "translate_ende_wesnoth", "translate_tsv", "algorithmic_reverse_binary40"}
+    expected = {
+        "translate_enfr_wmt32k",
+        "translate_ende_wmt32k",
+        "translate_enfr_wesnoth",
+        "translate_ende_wesnoth",
+        "translate_tsv",
+        "algorithmic_reverse_binary40",
+    }
     assert expected <= set(registry.list_problems())
     for name in expected:
         instance = registry.problem(name)
@@ -54,8 +64,12 @@ def test_decorator_forms(cleanup):
     def zz_hparams():
         return HParams(a=1)
 
-    cleanup += [(registry.PROBLEMS, "zz_bare_problem"), (registry.PROBLEMS, "zz_named_problem"),
-                (registry.MODELS, "zz_keyword_model"), (registry.HPARAMS, "zz_hparams")]
+    cleanup += [
+        (registry.PROBLEMS, "zz_bare_problem"),
+        (registry.PROBLEMS, "zz_named_problem"),
+        (registry.MODELS, "zz_keyword_model"),
+        (registry.HPARAMS, "zz_hparams"),
+    ]
     # The decorators hand back what they decorate, so classes/functions stay usable.
     assert isinstance(ZzBareProblem(), ZzBareProblem) and zz_hparams().a == 1
     assert type(registry.problem("zz_bare_problem")) is ZzBareProblem

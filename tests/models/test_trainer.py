@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sm3_t2t import decoder
-from sm3_t2t import evaluation
-from sm3_t2t import trainer
+from sm3_t2t import decoder, evaluation, trainer
 
 TINY = "hidden_size=32,filter_size=64,batch_size=256"
 
@@ -22,11 +20,19 @@ def options(tmp_path_factory):
     root = tmp_path_factory.mktemp("trainer")
     return trainer.TrainerOptions(
         problem="algorithmic_reverse_binary40",
-        hparams_set="transformer_tiny", hparams=TINY,
-        data_dir=str(root / "data"), output_dir=str(root / "run"),
-        train_steps=6, save_checkpoints_steps=3, log_step_count_steps=3,
-        iterations_per_loop=2, eval_steps=2, eval_bleu_samples=8,
-        eval_beam_size=2, schedule="train")
+        hparams_set="transformer_tiny",
+        hparams=TINY,
+        data_dir=str(root / "data"),
+        output_dir=str(root / "run"),
+        train_steps=6,
+        save_checkpoints_steps=3,
+        log_step_count_steps=3,
+        iterations_per_loop=2,
+        eval_steps=2,
+        eval_bleu_samples=8,
+        eval_beam_size=2,
+        schedule="train",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,35 +63,29 @@ def test_writes_loss_summaries(options, first_run):
     events_dir = os.path.join(options.output_dir, "train")
     losses = {}
     for name in os.listdir(events_dir):
-        for event in tf.compat.v1.train.summary_iterator(
-                os.path.join(events_dir, name)):
+        for event in tf.compat.v1.train.summary_iterator(os.path.join(events_dir, name)):
             for value in event.summary.value:
                 if value.tag == "loss":
-                    losses[event.step] = float(
-                        tf.make_ndarray(value.tensor))
+                    losses[event.step] = float(tf.make_ndarray(value.tensor))
     assert sorted(losses) == [3, 6]
     assert all(math.isfinite(loss) for loss in losses.values())
 
 
-def test_restore_gives_back_model_and_optimizer_state(options, first_run,
-                                                      capsys):
-    restored = trainer.train(dataclasses.replace(options,
-                                                 schedule="evaluate"))
+def test_restore_gives_back_model_and_optimizer_state(options, first_run, capsys):
+    restored = trainer.train(dataclasses.replace(options, schedule="evaluate"))
     assert "resuming from step 6" in capsys.readouterr().out
     assert restored.step == 6
-    for saved, loaded in zip(_values(first_run.model.weights),
-                             _values(restored.model.weights)):
+    for saved, loaded in zip(_values(first_run.model.weights), _values(restored.model.weights)):
         np.testing.assert_array_equal(saved, loaded)
     # SM3's accumulators and momentum, and the iteration count.
-    assert len(restored.optimizer.variables) == len(
-        first_run.optimizer.variables)
-    for saved, loaded in zip(_values(first_run.optimizer.variables),
-                             _values(restored.optimizer.variables)):
+    assert len(restored.optimizer.variables) == len(first_run.optimizer.variables)
+    for saved, loaded in zip(
+        _values(first_run.optimizer.variables), _values(restored.optimizer.variables)
+    ):
         np.testing.assert_array_equal(saved, loaded)
 
 
-def test_rerun_continues_from_the_latest_checkpoint(options, first_run,
-                                                    capsys):
+def test_rerun_continues_from_the_latest_checkpoint(options, first_run, capsys):
     del first_run
     longer = dataclasses.replace(options, train_steps=8)
     run = trainer.train(longer)
@@ -130,14 +130,13 @@ def test_mirrored_strategy_on_two_logical_cpus(options, first_run, mirrored_stra
     del first_run  # reuses the generated data
     assert len(tf.config.list_logical_devices("CPU")) == 2
     mirrored = dataclasses.replace(
-        options, strategy="mirrored", train_steps=3,
-        output_dir=options.output_dir + "_mirrored")
+        options, strategy="mirrored", train_steps=3, output_dir=options.output_dir + "_mirrored"
+    )
     run = trainer.train(mirrored, strategy=mirrored_strategy)
     assert run.strategy.num_replicas_in_sync == 2
     assert run.step == 3
     for variable in run.model.trainable_variables:
-        first, second = run.strategy.experimental_local_results(
-            variable.value)
+        first, second = run.strategy.experimental_local_results(variable.value)
         np.testing.assert_array_equal(first.numpy(), second.numpy())
     assert tf.train.latest_checkpoint(mirrored.output_dir).endswith("ckpt-3")
 
@@ -146,9 +145,13 @@ def test_xla_training_with_fixed_shapes(options, first_run):
     """--xla compiles the SM3 step with XLA on fixed-shape batches."""
     del first_run  # reuses the generated data
     compiled = dataclasses.replace(
-        options, xla=True, train_steps=2, save_checkpoints_steps=2,
+        options,
+        xla=True,
+        train_steps=2,
+        save_checkpoints_steps=2,
         hparams=TINY + ",max_length=48",
-        output_dir=options.output_dir + "_xla")
+        output_dir=options.output_dir + "_xla",
+    )
     run = trainer.train(compiled)
     assert run.hparams.fixed_shapes
     assert run.step == 2

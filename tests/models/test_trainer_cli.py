@@ -9,17 +9,14 @@ import time
 import pytest
 import tensorflow as tf
 
-from sm3_t2t import decoder
-from sm3_t2t import registry
+from sm3_t2t import decoder, registry
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROBLEM = "algorithmic_reverse_binary40"
 
 
 def _env():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.join(REPO, "models"), REPO]))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "models"), REPO]))
 
 
 @pytest.fixture(scope="module")
@@ -30,25 +27,36 @@ def data_dir(tmp_path_factory):
 
 
 def _trainer_command(data_dir, output_dir, *extra):
-    return [sys.executable, "-m", "sm3_t2t.trainer", f"--problem={PROBLEM}",
-            "--hparams_set=transformer_tiny",
-            "--hparams=hidden_size=32,filter_size=64,batch_size=256",
-            f"--data_dir={data_dir}", f"--output_dir={output_dir}", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "sm3_t2t.trainer",
+        f"--problem={PROBLEM}",
+        "--hparams_set=transformer_tiny",
+        "--hparams=hidden_size=32,filter_size=64,batch_size=256",
+        f"--data_dir={data_dir}",
+        f"--output_dir={output_dir}",
+        *extra,
+    ]
 
 
 def _checkpoint_step(path):
     return int(path.rsplit("-", 1)[1])
 
 
-def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir,
-                                                            tmp_path):
+def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir, tmp_path):
     output_dir = str(tmp_path / "run")
     command = _trainer_command(
-        data_dir, output_dir, "--train_steps=30",
-        "--save_checkpoints_steps=5", "--iterations_per_loop=1",
-        "--schedule=train")
-    process = subprocess.Popen(command, env=_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT)
+        data_dir,
+        output_dir,
+        "--train_steps=30",
+        "--save_checkpoints_steps=5",
+        "--iterations_per_loop=1",
+        "--schedule=train",
+    )
+    process = subprocess.Popen(
+        command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         deadline = time.time() + 180
         while tf.train.latest_checkpoint(output_dir) is None:
@@ -69,24 +77,24 @@ def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir,
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
 
-    rerun = subprocess.run(command, env=_env(), capture_output=True,
-                           text=True, timeout=300)
+    rerun = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"resuming from step {killed_at}" in rerun.stdout
     assert f"steps {killed_at} -> 30" in rerun.stdout
     assert decoder.load_trained(output_dir).step == 30
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--hparams=num_heads=four", "num_heads"),
-    ("--hparams_set=transformer_huge", "transformer_huge"),
-    ("--train_steps=-3", "--train_steps"),
-])
-def test_bad_flags_fail_with_a_message_naming_them(data_dir, tmp_path, flag,
-                                                   message):
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--hparams=num_heads=four", "num_heads"),
+        ("--hparams_set=transformer_huge", "transformer_huge"),
+        ("--train_steps=-3", "--train_steps"),
+    ],
+)
+def test_bad_flags_fail_with_a_message_naming_them(data_dir, tmp_path, flag, message):
     command = _trainer_command(data_dir, str(tmp_path / "run")) + [flag]
-    result = subprocess.run(command, env=_env(), capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert message in result.stderr
     assert not os.path.exists(tmp_path / "run" / decoder.RUN_INFO_FILE)

@@ -25,10 +25,14 @@ def test_padded_cross_entropy_matches_the_definition(smoothing):
     logits = rng.normal(size=(2, 3, 5)).astype(np.float32)
     labels = np.array([[2, 4, 1], [3, 1, 0]])  # one padding position
     loss_sum, weight = metrics.padded_cross_entropy(
-        tf.constant(logits), tf.constant(labels), smoothing)
-    expected = sum(_smoothed_xent_by_hand(logits[b, t], labels[b, t],
-                                          smoothing)
-                   for b in range(2) for t in range(3) if labels[b, t])
+        tf.constant(logits), tf.constant(labels), smoothing
+    )
+    expected = sum(
+        _smoothed_xent_by_hand(logits[b, t], labels[b, t], smoothing)
+        for b in range(2)
+        for t in range(3)
+        if labels[b, t]
+    )
     assert float(weight) == 5.0
     assert float(loss_sum) == pytest.approx(expected, rel=1e-5)
 
@@ -41,7 +45,8 @@ def test_perfect_prediction_scores_zero_even_with_smoothing():
     for t, label in enumerate([3, 2, 1]):
         probs[0, t, label] = 1.0 - smoothing
     loss_sum, _ = metrics.padded_cross_entropy(
-        tf.constant(np.log(probs), tf.float32), labels, smoothing)
+        tf.constant(np.log(probs), tf.float32), labels, smoothing
+    )
     assert float(loss_sum) == pytest.approx(0.0, abs=1e-5)
 
 
@@ -56,8 +61,7 @@ def test_padding_gets_no_weight():
 
 def test_bad_smoothing_is_an_error():
     with pytest.raises(ValueError, match="label_smoothing"):
-        metrics.padded_cross_entropy(tf.zeros([1, 1, 3]), tf.ones([1, 1]),
-                                     1.0)
+        metrics.padded_cross_entropy(tf.zeros([1, 1, 3]), tf.ones([1, 1]), 1.0)
 
 
 def test_padded_accuracy_counts_only_real_tokens():

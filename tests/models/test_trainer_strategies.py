@@ -32,7 +32,6 @@ def test_cpu_replicas_must_be_positive():
         strategies.split_host_cpu(0)
 
 
-
 def test_tpu_without_a_tpu_names_the_flag():
     # No TPU is reachable here: TPUClusterResolver finds none without a name.
     with pytest.raises(ValueError, match="--tpu"):
@@ -59,16 +58,21 @@ def test_tpu_resolves_connects_initialises_then_builds_tpu_strategy(monkeypatch)
         return "resolver-for-" + tpu
 
     monkeypatch.setattr(tf.distribute.cluster_resolver, "TPUClusterResolver", resolver)
-    monkeypatch.setattr(tf.config, "experimental_connect_to_cluster",
-                        lambda r: calls.append(("connect", r)))
-    monkeypatch.setattr(tf.tpu.experimental, "initialize_tpu_system",
-                        lambda r: calls.append(("initialize", r)))
+    monkeypatch.setattr(
+        tf.config, "experimental_connect_to_cluster", lambda r: calls.append(("connect", r))
+    )
+    monkeypatch.setattr(
+        tf.tpu.experimental, "initialize_tpu_system", lambda r: calls.append(("initialize", r))
+    )
     monkeypatch.setattr(tf.distribute, "TPUStrategy", _FakeTPUStrategy)
 
     strategy = strategies.make_strategy("tpu", tpu="my-tpu")
 
-    assert calls == [("resolve", "my-tpu"), ("connect", "resolver-for-my-tpu"),
-                     ("initialize", "resolver-for-my-tpu")]
+    assert calls == [
+        ("resolve", "my-tpu"),
+        ("connect", "resolver-for-my-tpu"),
+        ("initialize", "resolver-for-my-tpu"),
+    ]
     assert isinstance(strategy, _FakeTPUStrategy)
     assert strategy.resolver == "resolver-for-my-tpu"
     # A TPU strategy makes the trainer compile with XLA and use fixed shapes.

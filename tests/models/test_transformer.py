@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sm3_t2t import metrics
-from sm3_t2t import registry
-from sm3_t2t import transformer
-from sm3_t2t import transformer_hparams  # noqa: F401  (registers the sets)
+from sm3_t2t import (
+    metrics,
+    registry,
+    transformer,
+    transformer_hparams,  # noqa: F401  (registers the sets)
+)
 
 VOCAB = 17
 
@@ -25,8 +27,7 @@ def model():
     """A tiny model with dropout, built once for the module's tests."""
     tf.keras.utils.set_random_seed(0)
     model = transformer.Transformer(_tiny_hparams(), VOCAB, VOCAB)
-    model({"inputs": tf.ones([1, 1], tf.int64),
-           "targets": tf.ones([1, 1], tf.int64)})
+    model({"inputs": tf.ones([1, 1], tf.int64), "targets": tf.ones([1, 1], tf.int64)})
     return model
 
 
@@ -64,8 +65,10 @@ def test_decoder_is_causal(model):
 
 def test_padding_is_invisible(model):
     """Extra padding on either side does not change real positions' logits."""
-    padded = {"inputs": tf.pad(INPUTS, [[0, 0], [0, 3]]),
-              "targets": tf.pad(TARGETS, [[0, 0], [0, 2]])}
+    padded = {
+        "inputs": tf.pad(INPUTS, [[0, 0], [0, 3]]),
+        "targets": tf.pad(TARGETS, [[0, 0], [0, 2]]),
+    }
     base = model({"inputs": INPUTS, "targets": TARGETS}).numpy()
     longer = model(padded).numpy()
     np.testing.assert_allclose(base, longer[:, :4], atol=1e-5)
@@ -89,8 +92,7 @@ def test_dropout_only_in_training(model):
 
 
 def test_one_matrix_for_source_target_and_softmax(model):
-    vocab_matrices = [v for v in model.trainable_variables
-                      if tuple(v.shape) == (VOCAB, 16)]
+    vocab_matrices = [v for v in model.trainable_variables if tuple(v.shape) == (VOCAB, 16)]
     assert len(vocab_matrices) == 1
     # The softmax is the embedding transposed: perturbing the matrix row of
     # a token moves that token's logit.
@@ -102,12 +104,15 @@ def test_one_matrix_for_source_target_and_softmax(model):
 
 def test_separate_vocabularies_get_separate_embeddings():
     model = transformer.Transformer(_tiny_hparams(), 11, VOCAB)
-    logits = model({"inputs": tf.constant([[3, 1]], tf.int64),
-                    "targets": tf.constant([[4, 1]], tf.int64)})
+    logits = model(
+        {"inputs": tf.constant([[3, 1]], tf.int64), "targets": tf.constant([[4, 1]], tf.int64)}
+    )
     assert logits.shape == (1, 2, VOCAB)
-    shapes = sorted(tuple(v.shape) for v in model.trainable_variables
-                    if v.shape[-1] == 16 and len(v.shape) == 2
-                    and v.shape[0] in (11, VOCAB))
+    shapes = sorted(
+        tuple(v.shape)
+        for v in model.trainable_variables
+        if v.shape[-1] == 16 and len(v.shape) == 2 and v.shape[0] in (11, VOCAB)
+    )
     assert shapes == [(11, 16), (VOCAB, 16)]
 
 
@@ -130,20 +135,17 @@ def test_incremental_decoding_matches_teacher_forcing(model):
     state = model.initial_decode_state(memory, bias, max_length=6)
     previous = tf.zeros([2], tf.int64)
     for position in range(TARGETS.shape[1]):
-        logits, state = model.decode_step(previous, tf.constant(position),
-                                          state)
-        np.testing.assert_allclose(logits.numpy(), full[:, position],
-                                   rtol=1e-4, atol=1e-4)
+        logits, state = model.decode_step(previous, tf.constant(position), state)
+        np.testing.assert_allclose(logits.numpy(), full[:, position], rtol=1e-4, atol=1e-4)
         previous = TARGETS[:, position]
 
 
 def test_translate_returns_eos_terminated_ids(model):
-    ids, scores = tf.function(
-        lambda x: model.translate(x, beam_size=2, extra_length=3))(INPUTS)
+    ids, scores = tf.function(lambda x: model.translate(x, beam_size=2, extra_length=3))(INPUTS)
     assert ids.shape[0] == 2 and ids.shape[1] <= INPUTS.shape[1] + 3
     assert np.all(np.isfinite(scores.numpy()))
     for row in ids.numpy():
-        after_eos = row[list(row).index(1) + 1:] if 1 in row else []
+        after_eos = row[list(row).index(1) + 1 :] if 1 in row else []
         assert not any(after_eos)
 
 
@@ -151,7 +153,8 @@ def _train_step(model, optimizer, features, label_smoothing):
     with tf.GradientTape() as tape:
         logits = model(features, training=False)
         loss_sum, weight = metrics.padded_cross_entropy(
-            logits, features["targets"], label_smoothing)
+            logits, features["targets"], label_smoothing
+        )
         loss = loss_sum / weight
     grads = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -160,8 +163,10 @@ def _train_step(model, optimizer, features, label_smoothing):
 
 def test_xla_training_step_matches_graph_step():
     """One SGD step compiled with XLA gives the graph step's loss and update."""
-    features = {"inputs": tf.pad(INPUTS, [[0, 0], [0, 3]]),
-                "targets": tf.pad(TARGETS, [[0, 0], [0, 4]])}
+    features = {
+        "inputs": tf.pad(INPUTS, [[0, 0], [0, 3]]),
+        "targets": tf.pad(TARGETS, [[0, 0], [0, 4]]),
+    }
     results = []
     for jit in (False, True):
         tf.keras.utils.set_random_seed(3)
@@ -169,8 +174,7 @@ def test_xla_training_step_matches_graph_step():
         model(features)
         optimizer = tf.keras.optimizers.SGD(0.02)
         step = tf.function(_train_step, jit_compile=jit)
-        losses = [float(step(model, optimizer, features, 0.1))
-                  for _ in range(2)]
+        losses = [float(step(model, optimizer, features, 0.1)) for _ in range(2)]
         results.append((losses, model.trainable_variables[0].numpy()))
     (graph_losses, graph_weights), (xla_losses, xla_weights) = results
     np.testing.assert_allclose(graph_losses, xla_losses, rtol=1e-4)
@@ -181,22 +185,24 @@ def test_xla_training_step_matches_graph_step():
 def test_memorises_and_translates_a_small_reversal_set():
     """Adam fits 8 reversal pairs, and beam search then reproduces them."""
     tf.keras.utils.set_random_seed(1)
-    hparams = _tiny_hparams(layer_prepostprocess_dropout=0.0,
-                            attention_dropout=0.0, relu_dropout=0.0)
+    hparams = _tiny_hparams(
+        layer_prepostprocess_dropout=0.0, attention_dropout=0.0, relu_dropout=0.0
+    )
     model = transformer.Transformer(hparams, 8, 8)
     optimizer = tf.keras.optimizers.Adam(0.01)
     symbols = np.random.default_rng(0).integers(2, 8, size=(8, 4))
     eos = np.ones((8, 1), np.int64)
-    features = {"inputs": tf.constant(np.hstack([symbols, eos])),
-                "targets": tf.constant(np.hstack([symbols[:, ::-1], eos]))}
+    features = {
+        "inputs": tf.constant(np.hstack([symbols, eos])),
+        "targets": tf.constant(np.hstack([symbols[:, ::-1], eos])),
+    }
     step = tf.function(_train_step)
     first = float(step(model, optimizer, features, 0.0))
     for _ in range(80):
         loss = float(step(model, optimizer, features, 0.0))
     assert loss < 0.05 * first
     translated, _ = model.translate(features["inputs"], beam_size=2)
-    np.testing.assert_array_equal(translated.numpy()[:, :5],
-                                  features["targets"].numpy())
+    np.testing.assert_array_equal(translated.numpy()[:, :5], features["targets"].numpy())
     assert not translated.numpy()[:, 5:].any()
 
 
@@ -205,8 +211,7 @@ def test_checkpoint_round_trip_restores_every_weight(model, tmp_path):
     tf.keras.utils.set_random_seed(99)
     fresh = transformer.Transformer(_tiny_hparams(), VOCAB, VOCAB)
     fresh({"inputs": INPUTS, "targets": TARGETS})
-    tf.train.Checkpoint(model=fresh).restore(
-        path).assert_existing_objects_matched()
+    tf.train.Checkpoint(model=fresh).restore(path).assert_existing_objects_matched()
     assert len(fresh.weights) == len(model.weights)
     for saved, restored in zip(model.weights, fresh.weights):
         np.testing.assert_array_equal(saved.numpy(), restored.numpy())

@@ -3,14 +3,14 @@
 import keras
 import pytest
 
-from sm3_t2t import registry
-from sm3_t2t import trainer
-from sm3_t2t import transformer_hparams  # noqa: F401  (registers the sets)
-from sm3_tf import SM3
-from sm3_tf import factory
+from sm3_t2t import (
+    registry,
+    trainer,
+    transformer_hparams,  # noqa: F401  (registers the sets)
+)
+from sm3_tf import SM3, factory
 
-SETS = ("transformer_tiny", "transformer_small", "transformer_base",
-        "transformer_big")
+SETS = ("transformer_tiny", "transformer_small", "transformer_base", "transformer_big")
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -22,17 +22,29 @@ def test_every_set_is_registered_and_trains_with_sm3(name):
     assert hparams.hidden_size % hparams.num_heads == 0
     assert hparams.shared_embedding_and_softmax_weights is True
     # Every model field the Transformer reads is present.
-    for field in ("filter_size", "num_hidden_layers",
-                  "layer_prepostprocess_dropout", "attention_dropout",
-                  "relu_dropout", "label_smoothing", "initializer_gain",
-                  "norm_epsilon", "batch_size", "max_length"):
+    for field in (
+        "filter_size",
+        "num_hidden_layers",
+        "layer_prepostprocess_dropout",
+        "attention_dropout",
+        "relu_dropout",
+        "label_smoothing",
+        "initializer_gain",
+        "norm_epsilon",
+        "batch_size",
+        "max_length",
+    ):
         assert field in hparams.values(), field
 
 
 def test_transformer_big_is_the_papers_big_model():
     hparams = registry.hparams_set("transformer_big")
-    assert (hparams.hidden_size, hparams.filter_size, hparams.num_heads,
-            hparams.num_hidden_layers) == (1024, 4096, 16, 6)
+    assert (
+        hparams.hidden_size,
+        hparams.filter_size,
+        hparams.num_heads,
+        hparams.num_hidden_layers,
+    ) == (1024, 4096, 16, 6)
     assert hparams.layer_prepostprocess_dropout == 0.3
     assert hparams.label_smoothing == 0.1
 
@@ -52,21 +64,26 @@ def test_t2t_override_syntax_keeps_types():
 
 
 def _options(**overrides):
-    values = dict(problem="algorithmic_reverse_binary40",
-                  hparams_set="transformer_tiny", data_dir="/nonexistent",
-                  output_dir="/nonexistent")
+    values = dict(
+        problem="algorithmic_reverse_binary40",
+        hparams_set="transformer_tiny",
+        data_dir="/nonexistent",
+        output_dir="/nonexistent",
+    )
     values.update(overrides)
     return trainer.TrainerOptions(**values)
 
 
-@pytest.mark.parametrize("overrides, named", [
-    ("no_such_knob=1", "no_such_knob"),
-    ("num_heads=four", "num_heads"),
-    ("learning_rate=fast", "learning_rate"),
-    ("shared_embedding_and_softmax_weights=maybe",
-     "shared_embedding_and_softmax_weights"),
-    ("hidden_size", "hidden_size"),
-])
+@pytest.mark.parametrize(
+    "overrides, named",
+    [
+        ("no_such_knob=1", "no_such_knob"),
+        ("num_heads=four", "num_heads"),
+        ("learning_rate=fast", "learning_rate"),
+        ("shared_embedding_and_softmax_weights=maybe", "shared_embedding_and_softmax_weights"),
+        ("hidden_size", "hidden_size"),
+    ],
+)
 def test_bad_overrides_are_errors_naming_the_key(overrides, named):
     with pytest.raises(ValueError, match=named) as error:
         trainer.resolve_hparams(_options(hparams=overrides))
@@ -84,10 +101,15 @@ def test_xla_switches_to_fixed_shapes():
     assert trainer.resolve_hparams(_options(), use_xla=True).fixed_shapes
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("sm3", SM3), ("adam", keras.optimizers.Adam),
-    ("adagrad", keras.optimizers.Adagrad),
-    ("adafactor", keras.optimizers.Adafactor)])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("sm3", SM3),
+        ("adam", keras.optimizers.Adam),
+        ("adagrad", keras.optimizers.Adagrad),
+        ("adafactor", keras.optimizers.Adafactor),
+    ],
+)
 def test_optimizer_is_selectable(name, expected):
     hparams = trainer.resolve_hparams(_options(hparams=f"optimizer={name}"))
     optimizer = factory.make_optimizer(hparams, total_steps=10)
@@ -96,15 +118,17 @@ def test_optimizer_is_selectable(name, expected):
         assert optimizer.momentum == pytest.approx(0.9)
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("train_steps", -1, "--train_steps"),
-    ("save_checkpoints_steps", 0, "--save_checkpoints_steps"),
-    ("strategy", "parameter_server", "--strategy"),
-    ("schedule", "forever", "--schedule"),
-    ("output_dir", "", "--output_dir"),
-])
-def test_bad_trainer_options_are_errors_naming_the_flag(field, value,
-                                                        message):
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("train_steps", -1, "--train_steps"),
+        ("save_checkpoints_steps", 0, "--save_checkpoints_steps"),
+        ("strategy", "parameter_server", "--strategy"),
+        ("schedule", "forever", "--schedule"),
+        ("output_dir", "", "--output_dir"),
+    ],
+)
+def test_bad_trainer_options_are_errors_naming_the_flag(field, value, message):
     with pytest.raises(ValueError, match=message):
         _options(**{field: value}).validate()
 

@@ -1,4 +1,5 @@
 """Algorithmic problems: tiny synthetic sequence tasks for fast smoke tests, as in T2T."""
+
 import random
 
 from sm3_t2t.problems.base import TRAIN, Problem
@@ -36,8 +37,7 @@ class AlgorithmicProblem(Problem):
         size = self.train_size if split == TRAIN else self.eval_size
         for _ in range(size):
             symbols = [rng.randrange(self.num_symbols) for _ in range(rng.randint(1, length))]
-            yield (" ".join(map(str, symbols)),
-                   " ".join(map(str, self.transform(symbols))))
+            yield (" ".join(map(str, symbols)), " ".join(map(str, self.transform(symbols))))
 
 
 @register_problem

@@ -9,12 +9,12 @@ A subclass supplies text pairs and encoders:
 and the base class turns them into EOS-terminated TFRecord shards (`generate_data`), batched
 int64 features (`dataset`) and back into text (`text_pairs`).
 """
+
 import itertools
 import logging
 import os
 
-from sm3_t2t import input_pipeline
-from sm3_t2t import registry
+from sm3_t2t import input_pipeline, registry
 from sm3_t2t.problems import shards
 from sm3_t2t.vocabulary import EOS_ID
 
@@ -55,8 +55,9 @@ class Problem:
     @property
     def name(self):
         """The registered name (T2T's snake_case of the class name when unregistered)."""
-        return (type(self).__dict__.get(registry.PROBLEM_NAME_ATTRIBUTE)
-                or registry.default_name(type(self)))
+        return type(self).__dict__.get(registry.PROBLEM_NAME_ATTRIBUTE) or registry.default_name(
+            type(self)
+        )
 
     # --- to be provided by subclasses -------------------------------------------------------
 
@@ -101,15 +102,18 @@ class Problem:
 
     def limited_text_pairs(self, split, tmp_dir):
         """`source_text_pairs` on one line each, cut to `max_examples`."""
-        pairs = ((_one_line(source), _one_line(target))
-                 for source, target in self.source_text_pairs(split, tmp_dir))
+        pairs = (
+            (_one_line(source), _one_line(target))
+            for source, target in self.source_text_pairs(split, tmp_dir)
+        )
         return itertools.islice(pairs, self.max_examples)
 
     def _generate_split(self, split, data_dir, tmp_dir, encoder, fingerprint):
         if split == TRAIN:
             examples = self._encoded_examples(split, tmp_dir, encoder, raw_file=None)
-            shards.write_split(data_dir, self.name, split, examples, self.num_shards(split),
-                               fingerprint)
+            shards.write_split(
+                data_dir, self.name, split, examples, self.num_shards(split), fingerprint
+            )
             return
         # The decoder scores BLEU on raw text, so the (small) eval/test splits keep a copy.
         raw_name = f"{self.name}-{split}.pairs.tsv"
@@ -122,9 +126,16 @@ class Problem:
                     raw_file.close()
                     os.replace(raw_path + ".tmp", raw_path)
 
-                shards.write_split(data_dir, self.name, split, examples,
-                                   self.num_shards(split), fingerprint, [raw_name],
-                                   before_commit=commit_raw_text)
+                shards.write_split(
+                    data_dir,
+                    self.name,
+                    split,
+                    examples,
+                    self.num_shards(split),
+                    fingerprint,
+                    [raw_name],
+                    before_commit=commit_raw_text,
+                )
         finally:
             if os.path.exists(raw_path + ".tmp"):  # failed before the commit
                 os.remove(raw_path + ".tmp")
@@ -133,7 +144,8 @@ class Problem:
         """Yields EOS-terminated (input_ids, target_ids), copying the text to `raw_file`."""
         pairs = iter(self.limited_text_pairs(split, tmp_dir))
         encode = getattr(encoder, "encode_batch", None) or (
-            lambda texts: [encoder.encode(text) for text in texts])
+            lambda texts: [encoder.encode(text) for text in texts]
+        )
         while True:
             chunk = list(itertools.islice(pairs, _ENCODE_CHUNK))
             if not chunk:
@@ -155,8 +167,7 @@ class Problem:
         fingerprint = self.feature_encoders(data_dir)["targets"].fingerprint()
         return shards.checked_shard_files(data_dir, self.name, mode, fingerprint)
 
-    def dataset(self, mode, data_dir, hparams, shard_index=0, num_shards=1, seed=None,
-                repeat=None):
+    def dataset(self, mode, data_dir, hparams, shard_index=0, num_shards=1, seed=None, repeat=None):
         """Batched examples of split `mode` as a tf.data.Dataset.
 
         Args:
@@ -178,9 +189,11 @@ class Problem:
         repeat = training if repeat is None else repeat
         examples = input_pipeline.read_examples(files, training, seed, shard_index, num_shards)
         examples = input_pipeline.check_ids_in_vocabulary(
-            examples, self.vocab_size(data_dir), f"{self.name} {mode} data in {data_dir}")
-        return input_pipeline.batch_examples(examples, hparams, training, seed, repeat,
-                                             self.shuffle_buffer_size)
+            examples, self.vocab_size(data_dir), f"{self.name} {mode} data in {data_dir}"
+        )
+        return input_pipeline.batch_examples(
+            examples, hparams, training, seed, repeat, self.shuffle_buffer_size
+        )
 
     def text_pairs(self, mode, data_dir):
         """(source, target) strings of split `mode`, in file order.
@@ -194,5 +207,7 @@ class Problem:
             with open(raw_path, encoding="utf-8") as raw_file:
                 return [tuple(line.rstrip("\n").split("\t")) for line in raw_file]
         encoders = self.feature_encoders(data_dir)
-        return [(encoders["inputs"].decode(inputs), encoders["targets"].decode(targets))
-                for inputs, targets in shards.read_records(files)]
+        return [
+            (encoders["inputs"].decode(inputs), encoders["targets"].decode(targets))
+            for inputs, targets in shards.read_records(files)
+        ]

@@ -9,6 +9,7 @@ split is complete exactly when its metadata exists: a killed run leaves nothing 
 finished. Reading checks the metadata against the files and the vocabulary, so a truncated shard
 or a vocabulary from another run is reported by file name instead of surfacing mid-training.
 """
+
 import glob
 import json
 import os
@@ -41,8 +42,10 @@ def meta_path(data_dir, problem_name, split):
 
 def shard_paths(data_dir, problem_name, split, num_shards):
     """Paths of a split's shards, T2T-style `name-split-00000-of-00010`."""
-    return [os.path.join(data_dir, f"{problem_name}-{split}-{index:05d}-of-{num_shards:05d}")
-            for index in range(num_shards)]
+    return [
+        os.path.join(data_dir, f"{problem_name}-{split}-{index:05d}-of-{num_shards:05d}")
+        for index in range(num_shards)
+    ]
 
 
 def write_atomically(path, text):
@@ -62,8 +65,9 @@ def read_meta(data_dir, problem_name, split):
         with open(path, encoding="utf-8") as meta_file:
             meta = json.load(meta_file)
     except (OSError, ValueError) as error:
-        raise DataError(f"{path}: unreadable split metadata ({error}); delete it and run "
-                        f"generate_data again") from error
+        raise DataError(
+            f"{path}: unreadable split metadata ({error}); delete it and run generate_data again"
+        ) from error
     if meta.get("format") != FORMAT_VERSION:
         raise DataError(f"{path}: unknown metadata format {meta.get('format')!r}")
     return meta
@@ -79,13 +83,23 @@ def is_complete(data_dir, problem_name, split, fingerprint):
 
 
 def _serialize(inputs, targets):
-    feature = {name: tf.train.Feature(int64_list=tf.train.Int64List(value=ids))
-               for name, ids in (("inputs", inputs), ("targets", targets))}
+    feature = {
+        name: tf.train.Feature(int64_list=tf.train.Int64List(value=ids))
+        for name, ids in (("inputs", inputs), ("targets", targets))
+    }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
-def write_split(data_dir, problem_name, split, examples, num_shards, fingerprint, extra_files=(),
-                before_commit=None):
+def write_split(
+    data_dir,
+    problem_name,
+    split,
+    examples,
+    num_shards,
+    fingerprint,
+    extra_files=(),
+    before_commit=None,
+):
     """Writes `examples` (pairs of EOS-terminated id lists) round-robin into `num_shards` shards.
 
     Args:
@@ -129,10 +143,16 @@ def write_split(data_dir, problem_name, split, examples, num_shards, fingerprint
     if before_commit is not None:
         before_commit()
     meta = {
-        "format": FORMAT_VERSION, "problem": problem_name, "split": split,
-        "vocabulary": fingerprint, "num_examples": sum(counts), "extra_files": list(extra_files),
-        "shards": [{"file": os.path.basename(shard), "bytes": os.path.getsize(shard),
-                    "examples": count} for shard, count in zip(paths, counts)],
+        "format": FORMAT_VERSION,
+        "problem": problem_name,
+        "split": split,
+        "vocabulary": fingerprint,
+        "num_examples": sum(counts),
+        "extra_files": list(extra_files),
+        "shards": [
+            {"file": os.path.basename(shard), "bytes": os.path.getsize(shard), "examples": count}
+            for shard, count in zip(paths, counts)
+        ],
     }
     write_atomically(path, json.dumps(meta, indent=1))
     _remove_other_shards(data_dir, problem_name, split, keep=paths)
@@ -159,12 +179,14 @@ def checked_shard_files(data_dir, problem_name, split, fingerprint):
         raise MissingDataError(
             f"no complete {split!r} data for problem {problem_name} in {data_dir} "
             f"(missing {os.path.basename(meta_path(data_dir, problem_name, split))}); "
-            f"run generate_data first")
+            f"run generate_data first"
+        )
     if meta["vocabulary"] != fingerprint:
         raise VocabularyMismatchError(
             f"the {split!r} shards of {problem_name} in {data_dir} were encoded with vocabulary "
             f"{meta['vocabulary']}, but the vocabulary there now is {fingerprint}; run "
-            f"generate_data again to re-encode them")
+            f"generate_data again to re-encode them"
+        )
     for name in meta["extra_files"]:
         if not os.path.exists(os.path.join(data_dir, name)):
             raise CorruptShardError(f"{os.path.join(data_dir, name)} is missing")
@@ -178,7 +200,8 @@ def checked_shard_files(data_dir, problem_name, split, fingerprint):
             raise CorruptShardError(
                 f"shard {path} is {size} bytes but was written with {shard['bytes']} "
                 f"(truncated or modified); delete {meta_path(data_dir, problem_name, split)} "
-                f"and run generate_data again")
+                f"and run generate_data again"
+            )
         files.append(path)
     return files
 

@@ -1,4 +1,5 @@
 """`Text2TextProblem`: text to text with a shared sentencepiece vocabulary, as T2T's translate."""
+
 import itertools
 import os
 
@@ -25,8 +26,7 @@ class Text2TextProblem(Problem):
         super().__init__(max_examples=max_examples)
         if approx_vocab_size is not None:
             if approx_vocab_size < 300:  # 259 reserved and byte ids plus some characters
-                raise ValueError(f"approx_vocab_size must be at least 300, got "
-                                 f"{approx_vocab_size}")
+                raise ValueError(f"approx_vocab_size must be at least 300, got {approx_vocab_size}")
             self.approx_vocab_size = approx_vocab_size
         self._encoders = {}  # data_dir -> shared encoder dict
 
@@ -45,8 +45,10 @@ class Text2TextProblem(Problem):
         if key not in self._encoders:
             path = os.path.join(data_dir, self.vocab_filename)
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"vocabulary {path} of problem {self.name} does not "
-                                        f"exist; run generate_data first")
+                raise FileNotFoundError(
+                    f"vocabulary {path} of problem {self.name} does not "
+                    f"exist; run generate_data first"
+                )
             encoder = SentencePieceEncoder(path)
             self._encoders[key] = {"inputs": encoder, "targets": encoder}
         return self._encoders[key]
@@ -55,10 +57,12 @@ class Text2TextProblem(Problem):
         """Loads the vocabulary in data_dir, training it from the training pairs if absent."""
         path = os.path.join(data_dir, self.vocab_filename)
         if not os.path.isfile(path):
-            pairs = itertools.islice(self.limited_text_pairs(TRAIN, tmp_dir),
-                                     self.max_samples_for_vocab)
+            pairs = itertools.islice(
+                self.limited_text_pairs(TRAIN, tmp_dir), self.max_samples_for_vocab
+            )
             texts = (text for pair in pairs for text in pair)
-            train_sentencepiece(texts, path, self.approx_vocab_size,
-                                max_sentences=2 * self.max_samples_for_vocab)
+            train_sentencepiece(
+                texts, path, self.approx_vocab_size, max_sentences=2 * self.max_samples_for_vocab
+            )
             self._encoders.pop(os.path.abspath(data_dir), None)
         return self.feature_encoders(data_dir)["targets"]

@@ -1,5 +1,6 @@
 """Translation problems: WMT'14 (via tensorflow-datasets), the embedded Wesnoth corpus and a
 user's own TSV files. All share one sentencepiece vocabulary between source and target."""
+
 import logging
 import os
 
@@ -8,8 +9,9 @@ from sm3_t2t.problems.text2text import Text2TextProblem
 from sm3_t2t.problems.tsv import find_tsv, read_tsv_pairs
 from sm3_t2t.registry import register_problem
 
-WESNOTH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "data", "wesnoth")
+WESNOTH_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "wesnoth"
+)
 _LOG = logging.getLogger(__name__)
 
 
@@ -26,8 +28,9 @@ class TranslateTsv(Text2TextProblem):
     def split_file(self, split, tmp_dir):
         """The TSV file of `split` in `tmp_dir`; FileNotFoundError naming what was looked for."""
         if tmp_dir is None:
-            raise ValueError(f"{self.name} reads train.tsv, valid.tsv and test.tsv from tmp_dir; "
-                             f"pass tmp_dir")
+            raise ValueError(
+                f"{self.name} reads train.tsv, valid.tsv and test.tsv from tmp_dir; pass tmp_dir"
+            )
         for stem in self.split_stems[split]:
             path = find_tsv(tmp_dir, stem)
             if path:

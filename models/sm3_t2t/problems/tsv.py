@@ -1,4 +1,5 @@
 """Reading parallel text stored one pair per line as `source<TAB>target` (optionally gzipped)."""
+
 import gzip
 import os
 
@@ -31,8 +32,10 @@ def read_tsv_pairs(path):
                 try:
                     line = raw_line.decode("utf-8")
                 except UnicodeDecodeError as error:
-                    raise DataError(f"{path}:{line_number}: not UTF-8 text "
-                                    f"({error.reason} at byte {error.start})") from None
+                    raise DataError(
+                        f"{path}:{line_number}: not UTF-8 text "
+                        f"({error.reason} at byte {error.start})"
+                    ) from None
                 yield _split_line(line, path, line_number)
     except (OSError, EOFError) as error:  # e.g. a truncated or non-gzip .gz file
         raise DataError(f"{path}: cannot read ({error})") from error
@@ -43,8 +46,10 @@ def read_tsv_pairs(path):
 def _split_line(line, path, line_number):
     fields = line.rstrip("\r\n").split("\t")
     if len(fields) != 2:
-        raise DataError(f"{path}:{line_number}: expected 'source<TAB>target' (one tab), found "
-                        f"{len(fields) - 1} tabs in {line[:80]!r}")
+        raise DataError(
+            f"{path}:{line_number}: expected 'source<TAB>target' (one tab), found "
+            f"{len(fields) - 1} tabs in {line[:80]!r}"
+        )
     source, target = (field.strip() for field in fields)
     if not source or not target:
         side = "source" if not source else "target"
