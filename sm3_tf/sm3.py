@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from sm3_tf import covers, step, step_config, tf_step
+from sm3_tf import covers, fallbacks, step, step_config, tf_step
 
 
 @keras.saving.register_keras_serializable(package="sm3_tf")
@@ -112,6 +112,7 @@ class SM3(keras.optimizers.Optimizer):
         self.momentum_dtype = momentum_dtype
         self.skip_nonfinite = bool(skip_nonfinite)
         self.fused = step.check_fused(fused)
+        self._fallbacks = fallbacks.FallbackReport(name)
 
     def build(self, var_list):
         """Creates the covers (and the momentum buffers when momentum > 0) for `var_list`."""
@@ -169,7 +170,7 @@ class SM3(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         """Applies one SM3 step to `variable` (fused kernel or TF ops, see `sm3_tf.step`)."""
         accumulators, buffer = self._state_of(variable)
-        implementation = step.select(self.fused, variable, self._config)
+        implementation = step.select(self.fused, variable, self._config, self._fallbacks)
         lr = tf.cast(learning_rate, tf.float32)
         if isinstance(gradient, tf.IndexedSlices):
             return implementation.sparse_update(
@@ -178,6 +179,11 @@ class SM3(keras.optimizers.Optimizer):
         return implementation.dense_update(
             variable, gradient, accumulators, buffer, lr, self._config
         )
+
+    def apply(self, grads, trainable_variables=None):
+        result = super().apply(grads, trainable_variables)
+        self._fallbacks.flush()  # once every variable's path is known: one warning, if any
+        return result
 
     # With skip_nonfinite the whole step is guarded by one flag computed after the gradients are
     # all-reduced, so every replica takes the same decision.

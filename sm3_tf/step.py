@@ -35,13 +35,15 @@ def fused_unavailable_reason(var, config):
     return fused_step.unavailable_reason(var, config)
 
 
-def select(fused, var, config):
+def select(fused, var, config, report=None):
     """Returns the module (`fused_step` or `tf_step`) that performs this variable's step.
 
     Args:
       fused: None = the kernel when it can run, True = the kernel or an error, False = TF ops.
       var: the variable being updated.
       config: its `StepConfig`.
+      report: the optimizer's `fallbacks.FallbackReport`, told which path `var` takes (outside
+        XLA, whose path is the TF ops by design).
 
     Raises:
       RuntimeError: `fused=True` and the kernel cannot run, saying why.
@@ -49,13 +51,15 @@ def select(fused, var, config):
     if fused is False:
         return tf_step
     reason = fused_unavailable_reason(var, config)
-    if reason is None:
-        from sm3_tf import fused_step
-
-        return fused_step
-    if fused:
+    if reason is not None and fused:
         raise RuntimeError(
             f"SM3(fused=True) cannot use the fused kernel for variable "
             f"{var.name!r}: {reason}. Use fused=None to fall back to TF ops."
         )
+    if report is not None and not in_xla_context():
+        report.record(var, reason)
+    if reason is None:
+        from sm3_tf import fused_step
+
+        return fused_step
     return tf_step
