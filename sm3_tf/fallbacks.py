@@ -17,13 +17,12 @@ class FallbackReport:
 
     def __init__(self, optimizer_name):
         self._optimizer_name = optimizer_name
-        self._reasons = {}  # variable name -> why it falls back, None when fused
+        self._reasons = {}  # id(variable) -> why it falls back, None when fused (names repeat)
         self._told = False
 
     def record(self, variable, reason):
         """Notes that `variable` takes the fused kernel (reason None) or not (reason a sentence)."""
-        name = str(getattr(variable, "name", None) or id(variable))
-        self._reasons[name] = reason
+        self._reasons[id(variable)] = reason
 
     def message(self):
         """The warning's text, or None when no variable fell back."""
