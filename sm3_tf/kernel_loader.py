@@ -159,7 +159,9 @@ class KernelLibrary:
         if not self._search_packaged:
             return None
         for other in sorted(self._packaged_dir.glob(f"{self.library.name}-*.so")):
-            built_for = kernel_build.read_info(other).get("tensorflow", "another TensorFlow")
+            built_for = kernel_build.read_info(other).get("tensorflow", "another version")
+            if built_for == tf.version.VERSION:  # same version, other ABI flags or build
+                built_for += f" with other flags or sources (this one needs key {key})"
             return (
                 f"the kernel library in this package was built for TensorFlow {built_for} "
                 f"({other.name}), and this is TensorFlow {tf.version.VERSION}"
@@ -292,10 +294,7 @@ def ops():
     Raises:
       RuntimeError: saying why the library is unavailable.
     """
-    module = _DEFAULT.load()
-    if module is None:
-        raise RuntimeError(f"SM3 fused kernels unavailable: {_DEFAULT.reason}")
-    return module
+    return _loaded_or_raise(_DEFAULT, "SM3 fused kernels")
 
 
 def benchmark_ops():
@@ -304,9 +303,13 @@ def benchmark_ops():
     Raises:
       RuntimeError: saying why the library is unavailable.
     """
-    module = _BENCHMARK.load()
+    return _loaded_or_raise(_BENCHMARK, "SM3 benchmark ops")
+
+
+def _loaded_or_raise(library, what):
+    module = library.load()
     if module is None:
-        raise RuntimeError(f"SM3 benchmark ops unavailable: {_BENCHMARK.reason}")
+        raise RuntimeError(f"{what} unavailable: {library.reason}")
     return module
 
 

@@ -148,6 +148,24 @@ def test_a_named_compiler_that_is_missing_is_not_replaced(monkeypatch):
     assert kernel_build.find_compiler() is None
 
 
+def run_python(script, env_updates, *args):
+    """Runs `script` in a new interpreter with the checkout importable; returns its stdout."""
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+    for name in (kernel_loader.LIBRARY_ENV, "CXX"):
+        env.pop(name, None)
+    env.update(env_updates)
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 FALLBACK_SCRIPT = textwrap.dedent("""
     import json, sys, warnings
     import numpy as np, tensorflow as tf
@@ -184,24 +202,13 @@ FALLBACK_SCRIPT = textwrap.dedent("""
 
 
 def test_without_a_compiler_the_optimizer_falls_back_with_one_warning(tmp_path):
-    env = dict(
-        os.environ,
-        SM3_TF_CXX="/nonexistent/c++",
-        SM3_TF_KERNEL_CACHE=str(tmp_path),
-        PYTHONPATH=os.pathsep.join([REPO, os.path.join(REPO, "tests")]),
-        TF_CPP_MIN_LOG_LEVEL="3",
-    )
-    env.pop(kernel_loader.LIBRARY_ENV, None)
-    result = subprocess.run(
-        [sys.executable, "-c", FALLBACK_SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    env = {
+        "SM3_TF_CXX": "/nonexistent/c++",
+        "SM3_TF_KERNEL_CACHE": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")]),
+    }
+    stdout = run_python(FALLBACK_SCRIPT, env)
+    outcome = json.loads(stdout.strip().splitlines()[-1])
     assert outcome["never"] <= 1e-5 and outcome["auto"] <= 1e-5 and outcome["auto_again"] <= 1e-5
     assert outcome["warned_before_auto"] == 0  # fused=False never even looks for the library
     assert len(outcome["warnings"]) == 1, outcome["warnings"]
@@ -231,23 +238,6 @@ def stand_in_compiler(tmp_path, fail=False):
 
 def call_count(calls):
     return len(calls.read_text().splitlines()) if calls.exists() else 0
-
-
-def run_python(script, env_updates, *args):
-    """Runs `script` in a new interpreter with the checkout importable; returns its stdout."""
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3", **env_updates)
-    for name in (kernel_loader.LIBRARY_ENV, "CXX"):
-        env.pop(name, None)
-    result = subprocess.run(
-        [sys.executable, "-c", script, *map(str, args)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
 
 
 def test_a_build_records_the_compiler_beside_the_library(tmp_path):

@@ -54,8 +54,11 @@ def test_the_import_check_raises_for_an_unsupported_version(monkeypatch):
         versions.check()
 
 
-def test_python_m_sm3_tf_reports_versions_kernel_and_paths():
-    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
+def python_m_sm3_tf(**env_updates):
+    """The lines `python -m sm3_tf` prints, run on this checkout with `env_updates`."""
+    env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3", **env_updates)
+    if env_updates:
+        env.pop(kernel_loader.LIBRARY_ENV, None)
     result = subprocess.run(
         [sys.executable, "-m", "sm3_tf"],
         env=env,
@@ -65,7 +68,11 @@ def test_python_m_sm3_tf_reports_versions_kernel_and_paths():
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+    return result.stdout.splitlines()
+
+
+def test_python_m_sm3_tf_reports_versions_kernel_and_paths():
+    lines = python_m_sm3_tf()
     assert lines[0] == f"sm3_tf {sm3_tf.__version__}"
     assert f"TensorFlow {tf.version.VERSION}" in lines[1]
     assert lines[2] == f"Keras {keras.__version__}, backend {keras.backend.backend()}"
@@ -87,24 +94,7 @@ def test_python_m_sm3_tf_reports_versions_kernel_and_paths():
 
 
 def test_python_m_sm3_tf_says_why_the_kernel_is_missing(tmp_path):
-    env = dict(
-        os.environ,
-        PYTHONPATH=REPO,
-        TF_CPP_MIN_LOG_LEVEL="3",
-        SM3_TF_KERNEL_CACHE=str(tmp_path),
-        SM3_TF_CXX="/nonexistent/c++",
-    )
-    env.pop(kernel_loader.LIBRARY_ENV, None)
-    result = subprocess.run(
-        [sys.executable, "-m", "sm3_tf"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+    lines = python_m_sm3_tf(SM3_TF_KERNEL_CACHE=str(tmp_path), SM3_TF_CXX="/nonexistent/c++")
     assert "Fused kernel library: not loaded" in lines
     assert any(line.startswith("  why: ") and "no C++ compiler" in line for line in lines)
     assert any(kernel_loader.RETRY_COMMAND in line for line in lines)
