@@ -20,6 +20,7 @@ sources ship too (`sm3_tf/_kernel_sources`). An editable install builds nothing.
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -55,6 +56,7 @@ class BuildPyWithKernels(build_py):
     def build_kernels(self, output_dir):
         """Compiles (or takes from the cache, same key) the library for the TensorFlow in sight;
         on any failure the wheel carries the sources only and says so."""
+        shutil.rmtree(output_dir, ignore_errors=True)  # a reused build/ may hold another TF's
         command = [sys.executable, "-m", "sm3_tf.kernel_loader", "--build", "--output-dir"]
         # Without pip's PYTHONPATH, whose sitecustomize hides the site-packages of the environment
         # being installed into: the interpreter is that environment's, so its TF is in sight.

@@ -5,7 +5,8 @@
 #
 # 1. `pip wheel .` with PYTHON (default .venv/bin/python, which has TensorFlow: the wheel's kernel
 #    is built for it, or copied from the kernel cache when a library with the same key is there).
-#    The wheel must be tagged for the platform and hold sm3_tf/_kernel_build/*.so.
+#    The wheel must be tagged for the platform and hold one sm3_tf/_kernel_build/*.so, for
+#    PYTHON's TensorFlow.
 # 2. A fresh venv gets the wheel with its [tensorflow-cpu] extra at PYTHON's TensorFlow version
 #    (pip's cache serves it; nothing else installs TensorFlow in this stage).
 # 3. From outside the checkout, with PATH holding the venv's bin only (no compiler), CXX unset and
@@ -25,10 +26,13 @@ echo "wheel_check: $(basename "$wheel")" >&2
 case "$(basename "$wheel")" in
   *-none-any.whl) echo "wheel_check: a pure-Python wheel, without a kernel" >&2; exit 1 ;;
 esac
-"$python" -m zipfile -l "$wheel" | grep -q "sm3_tf/_kernel_build/_sm3_ops-.*\.so" || {
-  echo "wheel_check: no kernel library in the wheel" >&2; exit 1; }
-
 tensorflow="$("$python" -c 'import tensorflow as tf; print(tf.version.VERSION)' 2>/dev/null)"
+libraries="$("$python" -m zipfile -l "$wheel" | grep -c "sm3_tf/_kernel_build/_sm3_ops-.*\.so" || true)"
+if [ "$libraries" != 1 ] || ! "$python" -m zipfile -l "$wheel" | grep -q "_sm3_ops-tf$tensorflow-"
+then
+  echo "wheel_check: want one kernel library, for TensorFlow $tensorflow; found $libraries" >&2
+  exit 1
+fi
 "$python" -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet "$wheel[tensorflow-cpu]" \
   "tensorflow-cpu==$tensorflow"
