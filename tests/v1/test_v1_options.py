@@ -181,6 +181,12 @@ def test_skip_nonfinite_under_a_distribution_strategy_is_refused(mirrored_strate
         (dict(use_locking=True), ValueError, "`use_locking=True`"),
         (dict(name=""), ValueError, "`name`"),
         (dict(fused="yes"), ValueError, "`fused`"),
+        (dict(learning_rate=float("inf")), ValueError, "`learning_rate`"),
+        (dict(epsilon=float("inf")), ValueError, "`epsilon`"),
+        (dict(momentum=None), TypeError, "`momentum`"),
+        (dict(beta_2=None), TypeError, "`beta_2`"),
+        (dict(epsilon=None), TypeError, "`epsilon`"),
+        (dict(skip_nonfinite="no"), TypeError, "`skip_nonfinite`"),
     ],
 )
 def test_bad_arguments_are_refused_naming_the_argument(arguments, error, message):
