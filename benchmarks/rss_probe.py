@@ -57,12 +57,10 @@ def _peak_rss_bytes():
 def _sm3_path(optimizer, variable):
     """Which SM3 step implementation ran ('fused' or 'tf_ops'); None for other optimizers."""
     import sm3_tf
-    from sm3_tf import step
 
     if not isinstance(optimizer, sm3_tf.SM3):
         return None
-    implementation = step.select(optimizer.fused, variable, optimizer._config)
-    return "fused" if implementation.__name__.endswith("fused_step") else "tf_ops"
+    return optimizer.step_path(variable).kind
 
 
 def _make_step(model, optimizer, label_smoothing):

@@ -74,25 +74,34 @@ def as_float(name, value):
     """`value` as a Python float: numbers, numpy scalars and eager scalar tensors convert.
 
     Optimizer arguments are plain numbers: they go into `get_config` and must survive a save and
-    load. A graph tensor has no value yet, so it is refused.
+    load. A graph tensor has no value yet, so it is refused. A float32 value becomes the shortest
+    decimal that is that float32 (tf.constant(0.9) is 0.9, not 0.8999999761581421): what the user
+    wrote.
 
     Raises:
       TypeError: naming `name`, for None, bools, strings, non-scalars and graph tensors.
     """
-    if _is_number(value):
+    if _is_number(value) and not isinstance(value, np.floating):
         return float(value)
-    if is_tensor_like(value) and not isinstance(value, (bool, np.bool_)):
-        try:
-            array = np.asarray(value)  # eager tensors and variables read their value here
-        except (TypeError, ValueError, NotImplementedError):
-            array = None
-        if array is not None and array.shape == () and array.dtype.kind in "iu":
-            return float(array)
-        if array is not None and array.shape == () and array.dtype.kind == "f":
-            # The shortest decimal that is this value in its own dtype: tf.constant(0.9) is 0.9,
-            # not float32's 0.8999999761581421.
-            return float(np.format_float_positional(array[()], unique=True))
-    raise TypeError(f"`{name}` must be a number, got {value!r}.")
+    scalar = _numeric_scalar(value)
+    if scalar is None:
+        raise TypeError(f"`{name}` must be a number, got {value!r}.")
+    if scalar.dtype.kind == "f":
+        return float(np.format_float_positional(scalar, unique=True))
+    return float(scalar)
+
+
+def _numeric_scalar(value):
+    """The value of a numpy scalar, 0-d array or eager scalar tensor of a number type, else None."""
+    if not (hasattr(value, "dtype") and hasattr(value, "shape")) or isinstance(value, np.bool_):
+        return None
+    try:
+        array = np.asarray(value)  # eager tensors and variables read their value here
+    except (TypeError, ValueError, NotImplementedError):  # graph tensors have no value
+        return None
+    if array.shape != () or array.dtype.kind not in "iuf":
+        return None
+    return array[()]
 
 
 def _check_range(name, value, low, high, text, low_open=False, high_open=True):
