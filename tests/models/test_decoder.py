@@ -2,7 +2,6 @@
 
 import itertools
 import math
-import os
 import subprocess
 import sys
 
@@ -12,7 +11,6 @@ import tensorflow as tf
 
 from sm3_t2t import beam_search, decoder, trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EOS = 1
 VOCAB = 5  # 0 = GO/pad, 1 = EOS, 2..4 = symbols
 
@@ -208,7 +206,6 @@ def test_cli_translates_a_file_like_the_library(trained_dir, tmp_path):
     source_file = tmp_path / "source.txt"
     source_file.write_text("\n".join(SOURCES) + "\n", encoding="utf-8")
     target_file = tmp_path / "translations.txt"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "models"), REPO]))
     subprocess.run(
         [
             sys.executable,
@@ -220,7 +217,6 @@ def test_cli_translates_a_file_like_the_library(trained_dir, tmp_path):
             f"--decode_to_file={target_file}",
         ],
         check=True,
-        env=env,
         capture_output=True,
         timeout=120,
     )
