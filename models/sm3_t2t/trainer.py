@@ -134,7 +134,7 @@ def _save_run_info(output_dir, options, hparams):
         "hparams_set": options.hparams_set,
         "data_dir": run_dir.absolute(options.data_dir),
         # The decoder imports it again to find a model or problem registered there.
-        "t2t_usr_dir": run_dir.absolute(options.t2t_usr_dir) if options.t2t_usr_dir else "",
+        "t2t_usr_dir": usr_dir.absolute_path(options.t2t_usr_dir),
     }
     run_dir.write_run_info(output_dir, run_info, hparams)
 

@@ -22,7 +22,7 @@ def import_usr_dir(usr_dir):
     """
     if not usr_dir:
         return ""
-    path = os.path.abspath(os.path.expanduser(usr_dir).rstrip("/"))
+    path = absolute_path(usr_dir)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"--t2t_usr_dir={usr_dir}: no such directory")
     containing_dir, module_name = os.path.split(path)
@@ -39,6 +39,11 @@ def import_usr_dir(usr_dir):
     finally:
         sys.path.remove(containing_dir)
     return path
+
+
+def absolute_path(usr_dir):
+    """`usr_dir` with `~` expanded, made absolute, without a trailing slash ('' stays '')."""
+    return os.path.abspath(os.path.expanduser(usr_dir).rstrip("/")) if usr_dir else ""
 
 
 def _comes_from(module, path):

@@ -176,3 +176,8 @@ def test_the_example_model_satisfies_the_protocol(tmp_path):
 def test_a_missing_usr_dir_is_an_error_naming_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="--t2t_usr_dir=.*nowhere"):
         usr_dir.import_usr_dir(str(tmp_path / "nowhere"))
+
+
+def test_the_recorded_path_is_absolute_with_home_expanded():
+    assert usr_dir.absolute_path("~/my_t2t/") == os.path.join(os.path.expanduser("~"), "my_t2t")
+    assert usr_dir.absolute_path("") == ""
