@@ -37,7 +37,7 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
 
 # The platform wheel: built, installed into a fresh venv without a compiler, fused path checked.
 wheel-check: setup

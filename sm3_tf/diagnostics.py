@@ -19,13 +19,14 @@ from sm3_tf.step_config import StepConfig
 FUSED = "fused kernel"
 
 
-def step_path(variable, config=None):
+def step_path(variable):
     """How SM3(fused=None) updates `variable` here: "fused kernel" or "TF ops: <why>".
 
-    The one place that asks; switch it to the public `SM3.step_path` once that exists.
+    `step.path` is what `SM3.step_path` answers with; it is asked directly so that this report
+    also works where the Keras optimizer cannot be built (an unsupported Keras).
     """
-    reason = step.fused_unavailable_reason(variable, config or StepConfig())
-    return FUSED if reason is None else f"TF ops: {reason}"
+    chosen = step.path(None, variable, StepConfig())
+    return FUSED if chosen.kind == step.FUSED else f"TF ops: {chosen.reason}"
 
 
 def versions():
