@@ -110,13 +110,16 @@ def test_fallbacks_are_counted_and_said_once_per_optimizer(monkeypatch):
         first = sm3_tf.SM3(LEARNING_RATE, name="SM3_count_test")
         for _ in range(3):
             first.apply(gradients, variables)
-        sm3_tf.SM3(LEARNING_RATE, name="SM3_count_test").apply(gradients, variables)
-        assert len(fallback_warnings(caught)) == 1  # the same story again is not told again
-        sm3_tf.SM3(LEARNING_RATE, name="SM3_other_test").apply(gradients, variables)
+        # Another optimizer with the same story (whatever its name) does not tell it again...
+        sm3_tf.SM3(LEARNING_RATE, name="SM3_same_story").apply(gradients, variables)
+        assert len(fallback_warnings(caught)) == 1
+        # ... one with another story does.
+        sm3_tf.SM3(LEARNING_RATE, name="SM3_other_story").apply(gradients[:2], variables[:2])
     messages = fallback_warnings(caught)
     assert len(messages) == 2
     assert "3 of 3 variables" in messages[0] and "simulated: no library" in messages[0]
-    assert "'SM3_other_test'" in messages[1]
+    assert "'SM3_count_test'" in messages[0]
+    assert "2 of 2 variables" in messages[1] and "'SM3_other_story'" in messages[1]
 
 
 def test_no_warning_when_every_variable_is_fused_or_under_xla():
