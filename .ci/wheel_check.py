@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 import sm3_tf
-from sm3_tf import fused_step, kernel_loader, step
+from sm3_tf import kernel_loader, step
 
 tests_dir, cache_dir = sys.argv[1:3]
 sys.path.append(tests_dir)
@@ -31,7 +31,7 @@ variable = tf.Variable(np.ones((5, 3), np.float32))
 gradient = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
 optimizer = sm3_tf.SM3(learning_rate=0.1, momentum=0.9, fused=True)
 optimizer.apply([tf.constant(gradient)], [variable])
-assert step.select(None, variable, optimizer._config) is fused_step
+assert optimizer.step_path(variable).kind == step.FUSED, optimizer.step_path(variable)
 expected = SM3Reference((5, 3), momentum=0.9).step(np.ones((5, 3)), gradient, 0.1)
 error = relative_error(variable.numpy(), expected)
 assert error <= 1e-5, error
