@@ -3,7 +3,8 @@
 In one process, for each workload (a model's variable list from `model_shapes.py`, or single large
 matrices), every contender applies the same random dense gradients to the same variables through
 its Keras `apply` inside a `tf.function`; contenders are interleaved, their order rotated every
-repetition, and the median is reported. In the same rotation the `Sm3StreamTriad` op measures the
+repetition, and the median is reported. In the same rotation the `Sm3>StreamTriad` op (the
+benchmark library, `python -m sm3_tf.kernel_loader --build --benchmark-ops`) measures the
 machine's memory bandwidth (STREAM triad, a = b + s * c, counted as 12 bytes per element).
 
 Printed per contender: median step time, ratio to Keras Adam, achieved GB/s (the bytes the
@@ -95,7 +96,7 @@ class Triad:
     name = "triad"
 
     def __init__(self):
-        ops = kernel_loader.ops()
+        ops = kernel_loader.benchmark_ops()
         self.a = tf.Variable(tf.zeros([TRIAD_ELEMENTS]))
         b = tf.random.normal([TRIAD_ELEMENTS])
         c = tf.random.normal([TRIAD_ELEMENTS])

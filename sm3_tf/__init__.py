@@ -5,6 +5,7 @@
 
 `sm3_tf.SM3` is the Keras 3 optimizer, `sm3_tf.v1.SM3Optimizer` the tf.compat.v1 one,
 `sm3_tf.schedules` the authors' warm-up, `sm3_tf.memory` the optimizer-state accounting.
+`python -m sm3_tf` says which versions, kernel library and step paths this installation has.
 
 This library knows nothing of Tensor2Tensor: the hparams -> optimizer glue is
 `sm3_t2t.optimizers`, and tests/test_layering.py checks that nothing here imports `sm3_t2t` or
@@ -15,9 +16,14 @@ hparams names (`optimizer_sm3_*`, `clip_grad_norm`, ...); it must still import n
 the same optimizer in both.
 """
 
-from sm3_tf import schedules
-from sm3_tf.sm3 import SM3
-from sm3_tf.step_config import StepConfig
+from sm3_tf import versions
+
+# Before anything else uses TensorFlow or Keras: an unsupported version gets an error naming it.
+versions.check()
+
+from sm3_tf import schedules  # noqa: E402
+from sm3_tf.sm3 import SM3  # noqa: E402
+from sm3_tf.step_config import StepConfig  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from sm3_tf import covers, guards, hyperparameters, step, step_config, tf_step
+from sm3_tf import covers, fallbacks, guards, hyperparameters, step, step_config, tf_step
 
 
 @keras.saving.register_keras_serializable(package="sm3_tf")
@@ -142,6 +142,7 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
             **kwargs,
         )
         self._set_hyperparameters(**arguments)
+        self._fallbacks = fallbacks.FallbackReport(self.name)
 
     @property
     def learning_rate(self):
@@ -221,7 +222,7 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
         """Applies one SM3 step to `variable` (fused kernel or TF ops, see `sm3_tf.step`)."""
         accumulators, buffer = self._state_of(variable)
         config = self.step_config()
-        implementation = step.select(self.fused, variable, config)
+        implementation = step.select(self.fused, variable, config, self._fallbacks)
         lr = tf.cast(learning_rate, tf.float32)
         if isinstance(gradient, tf.IndexedSlices):
             return implementation.sparse_update(
@@ -243,6 +244,11 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
         lr = tf.cast(learning_rate, variable.dtype)
         decay = tf.cast(self.weight_decay, variable.dtype)
         return [variable.assign_sub(variable * decay * lr)]
+
+    def apply(self, grads, trainable_variables=None):
+        result = super().apply(grads, trainable_variables)
+        self._fallbacks.flush()  # once every variable's path is known: one warning, if any
+        return result
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if not self.skip_nonfinite:
