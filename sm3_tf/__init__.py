@@ -3,13 +3,19 @@
     import sm3_tf
     model.compile(optimizer=sm3_tf.SM3(learning_rate=0.1, momentum=0.9), ...)
 
-`sm3_tf.SM3` is the Keras 3 optimizer, `sm3_tf.v1.SM3Optimizer` the tf.compat.v1 one,
-`sm3_tf.schedules` the authors' warm-up, `sm3_tf.memory` the optimizer-state accounting.
+`sm3_tf.SM3` is the Keras optimizer: the Keras 3 one (`sm3_tf.sm3.SM3`), or the Keras 2 one
+(`sm3_tf.keras2.SM3`) where `tf.keras` is Keras 2 (TensorFlow 2.15, or tf_keras with
+TF_USE_LEGACY_KERAS=1). `sm3_tf.v1.SM3Optimizer` is the tf.compat.v1 one, `sm3_tf.schedules` the
+authors' warm-up, `sm3_tf.memory` the optimizer-state accounting.
 """
 
-from sm3_tf import schedules
-from sm3_tf.sm3 import SM3
+from sm3_tf import schedules, which_keras
 from sm3_tf.step_config import StepConfig
+
+if which_keras.tf_keras_is_keras_2():
+    from sm3_tf.keras2 import SM3
+else:
+    from sm3_tf.sm3 import SM3
 
 __version__ = "0.1.0"
 
