@@ -18,8 +18,9 @@ Missing SM3/Adam fields take the defaults of `sm3_tf.SM3` / Keras.
 
 import keras
 
-from sm3_tf import schedules
-from sm3_tf.sm3 import SM3
+# sm3_tf.SM3, not sm3_tf.sm3: where tf.keras is Keras 2, importing sm3.py would register its class
+# as "sm3_tf>SM3" in Keras 2's registry, in place of the Keras 2 optimizer.
+from sm3_tf import SM3, schedules
 
 OPTIMIZERS = ("sm3", "adam", "adagrad", "adafactor")
 APIS = ("keras", "v1")
