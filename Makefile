@@ -37,7 +37,7 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info output

@@ -7,6 +7,12 @@
 (`sm3_tf.keras2.SM3`) where `tf.keras` is Keras 2 (TensorFlow 2.15, or tf_keras with
 TF_USE_LEGACY_KERAS=1). `sm3_tf.v1.SM3Optimizer` is the tf.compat.v1 one, `sm3_tf.schedules` the
 authors' warm-up, `sm3_tf.memory` the optimizer-state accounting.
+
+This library knows nothing of the T2T-style layer: the hparams -> optimizer glue is
+`sm3_t2t.optimizers`, and tests/test_layering.py checks that nothing here imports `sm3_t2t` or
+`benchmarks`. `sm3_tf.t2t`, the registration of SM3 with real tensor2tensor, is the only module
+here that knows T2T hparams names (`optimizer_sm3_*`); it reads the same names, with the same
+defaults, as `sm3_t2t.optimizers` (tests/t2t/test_t2t_import.py compares them).
 """
 
 from sm3_tf import schedules, which_keras
