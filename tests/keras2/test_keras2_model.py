@@ -127,3 +127,14 @@ def test_checkpoint_restores_the_state_into_a_new_model(tmp_path):
     fit(resumed, epochs=1)
     assert int(resumed.optimizer.iterations) == 2 * len(X) // BATCH
     assert_weights_match(resumed.get_weights(), reference_fit(initial, epochs=2))
+
+
+def test_a_loss_scale_optimizer_wraps_it():
+    """Keras 2's loss scaling (Keras 3's `loss_scale_factor` has no Keras 2 counterpart): the
+    gradients are unscaled before SM3 sees them, so the steps are the reference's."""
+    model = build_model()
+    wrapped = tf.keras.mixed_precision.LossScaleOptimizer(sm3_tf.SM3(LR, **OPTIONS))
+    model.compile(optimizer=wrapped, loss="mse")
+    initial = model.get_weights()
+    fit(model, epochs=1)
+    assert_weights_match(model.get_weights(), reference_fit(initial, epochs=1))

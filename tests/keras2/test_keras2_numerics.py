@@ -156,3 +156,28 @@ def test_skip_nonfinite_leaves_weights_and_state_untouched(in_function):
     assert int(optimizer.nonfinite_steps) == 1
     assert int(optimizer.iterations) == len(grads)
     assert all(np.all(np.isfinite(v.numpy())) for v in optimizer.variables)
+
+
+def test_skip_nonfinite_under_mirrored_strategy(mirrored_strategy):
+    """The all-finite flag travels with each gradient to every replica's update."""
+    shape = (3, 4)
+    grads = gradients(shape)
+    grads.insert(1, np.full(shape, np.inf, np.float32))
+    w0 = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    with mirrored_strategy.scope():
+        var = tf.Variable(w0)
+        optimizer = sm3_tf.SM3(LR, skip_nonfinite=True)
+
+    @tf.function
+    def step(gradient):
+        def replica_step():
+            optimizer.apply_gradients([(tf.identity(gradient), var)])
+
+        mirrored_strategy.run(replica_step)
+
+    for g in grads:
+        step(tf.constant(g))
+    # Each of the 2 replicas contributes the same gradient: SM3 sees their sum.
+    finite = [2.0 * g for g in grads if np.all(np.isfinite(g))]
+    assert ref.relative_error(var.numpy(), reference(shape, w0, finite, momentum=0.9)) <= 1e-5
+    assert optimizer.nonfinite_steps.numpy() == 1
