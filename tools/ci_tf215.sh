@@ -36,7 +36,7 @@ fi
 status=0
 SM3_TF_TEST_REQUIRE=keras2,kernels,estimator,t2t "$venv/bin/python" -m pytest \
   tests/keras2 tests/v1 tests/kernels tests/estimator tests/t2t tests/sm3_tf/test_which_keras.py \
-  -q -p no:cacheprovider --durations=5 || status=$?
+  -q -rs -p no:cacheprovider --durations=5 || status=$?
 if [ "$status" -eq 5 ]; then
   echo "ci_tf215: pytest collected no tests" >&2
   exit 1

@@ -16,7 +16,7 @@ release="$("$python" -c "import tensorflow as tf; print('.'.join(tf.__version__.
 
 status=0
 TF_USE_LEGACY_KERAS=1 PYTHONPATH="$PWD/.tf_keras" SM3_TF_TEST_REQUIRE=keras2,kernels \
-  "$python" -m pytest tests/keras2 tests/sm3_tf/test_which_keras.py -q -p no:cacheprovider || status=$?
+  "$python" -m pytest tests/keras2 tests/sm3_tf/test_which_keras.py -q -rs -p no:cacheprovider || status=$?
 if [ "$status" -eq 5 ]; then
   echo "ci_tf_keras: pytest collected no tests" >&2
   exit 1
