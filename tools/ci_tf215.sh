@@ -21,9 +21,16 @@ if [ ! -f "$pins" ]; then
   exit 1
 fi
 
+# TensorFlow 2.15 has wheels for Python 3.9 to 3.11 only.
+python="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+if ! "$python" -c 'import sys; sys.exit(not (3, 9) <= sys.version_info[:2] <= (3, 11))'; then
+  echo "ci_tf215: TensorFlow 2.15 needs Python 3.9-3.11; $python is $("$python" -V 2>&1)" >&2
+  exit 1
+fi
+
 if [ ! -f "$stamp" ] || [ "$pins" -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   rm -rf "$venv"
-  "${PYTHON:-python3}" -m venv "$venv"
+  "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet --no-deps -r "$pins" psutil==7.2.2
   "$venv/bin/python" -m pip install --quiet pytest
