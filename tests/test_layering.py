@@ -1,9 +1,9 @@
 """The layers' import rules, read from the source with `ast` (nothing is imported):
 
 - `sm3_tf`, the optimizer library, imports nothing from the T2T layer `sm3_t2t` or from
-  `benchmarks`: the hparams -> optimizer glue lives in `sm3_t2t.optimizers`. (A registration for
-  real tensor2tensor is planned as `sm3_tf/t2t.py`: it may read T2T hparams names, and still
-  imports nothing from `sm3_t2t`.)
+  `benchmarks`: the hparams -> optimizer glue lives in `sm3_t2t.optimizers`. (`sm3_tf/t2t.py`,
+  the registration for real tensor2tensor, reads T2T hparams names, and still imports nothing
+  from `sm3_t2t`.)
 - Neither tests nor benchmarks edit `sys.path`: pyproject.toml's pytest `pythonpath` and the
   editable install make everything importable, and benchmarks run as `python -m benchmarks.x`.
 - No module of `models/` is over 400 lines.

@@ -175,7 +175,7 @@ FALLBACK_SCRIPT = textwrap.dedent("""
     def train(optimizer):
       var = tf.Variable(np.ones((4, 3), np.float32))
       for step in range(2):
-        optimizer.apply([tf.fill((4, 3), 0.5 * (step + 1))], [var])
+        optimizer.apply_gradients([(tf.fill((4, 3), 0.5 * (step + 1)), var)])
       return var.numpy()
 
     reference = SM3Reference((4, 3), momentum=0.9)
