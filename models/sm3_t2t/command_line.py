@@ -3,7 +3,7 @@ registry look-ups that name the flag, and usage errors as one line with exit cod
 
 import sys
 
-from absl import flags
+from absl import app, flags
 
 from sm3_t2t import registry
 
@@ -37,8 +37,29 @@ def look_up(flag_name, value, getter):
         raise ValueError(f"--{flag_name}={value}: {error}") from None
 
 
-def exit_with_usage_error(program, error):
-    """Prints `program: error` as one line on stderr and exits with code 2 (no traceback)."""
+def exit_with_error(program, error, code=1):
+    """Prints `program: error` as one line on stderr and exits with `code` (no traceback)."""
     message = " ".join(str(error).split())
     print(f"{program}: {message}", file=sys.stderr, flush=True)
-    sys.exit(USAGE_ERROR_EXIT_CODE)
+    sys.exit(code)
+
+
+def exit_with_usage_error(program, error):
+    """Prints `program: error` as one line on stderr and exits with code 2 (no traceback)."""
+    exit_with_error(program, error, USAGE_ERROR_EXIT_CODE)
+
+
+def run(main, program):
+    """`absl.app.run(main)`, with a bad flag value reported like every other usage error.
+
+    absl reports a flag it cannot parse in two lines and exits with 1; here it is one line
+    naming the flag, and exit code 2, like an unknown name or a bad hparam.
+    """
+
+    def parse_flags(argv):
+        try:
+            return flags.FLAGS(argv)
+        except flags.Error as error:
+            exit_with_usage_error(program, error)
+
+    app.run(main, flags_parser=parse_flags)

@@ -3,6 +3,12 @@
 `evaluate` takes the `TrainingRun` that `trainer.train` returns (model,
 encoders, problem, options), so it also serves tools that train in code, such
 as benchmarks/convergence_run.py.
+
+Both parts are bounded by the run's input limit (`input_pipeline.max_input_length`: the
+`max_input_seq_length` hparam, else `max_length`): test examples longer than it are left out of
+loss and accuracy, and longer sources are truncated for BLEU, as sm3-decoder does; both are
+counted in the results and reported. One overlong test line therefore costs no more than its
+share, instead of running out of memory after training.
 """
 
 import json
@@ -10,15 +16,18 @@ import os
 
 import tensorflow as tf
 
-from sm3_t2t import decoder, metrics, problems, strategies, summaries
+from sm3_t2t import decoder, input_pipeline, metrics, problems, strategies, summaries
 from sm3_t2t.atomic_write import write_atomically
 from sm3_tf import memory as optimizer_memory
 
 
-def loss_and_accuracy(run):
-    """Mean loss and token accuracy over `eval_steps` test batches (0: all)."""
+def loss_and_accuracy(run, max_length=0):
+    """Mean loss and token accuracy over `eval_steps` test batches (0: all), leaving out examples
+    longer than `max_length` (0: none left out)."""
     options, hparams = run.options, run.hparams
-    dataset = run.problem.dataset(problems.TEST, options.data_dir, hparams, repeat=False)
+    dataset = run.problem.dataset(
+        problems.TEST, options.data_dir, hparams, repeat=False, max_example_length=max_length
+    )
     if options.eval_steps:
         dataset = dataset.take(options.eval_steps)
 
@@ -32,8 +41,11 @@ def loss_and_accuracy(run):
         return loss_sum, correct, weight
 
     totals = [0.0, 0.0, 0.0]
-    for features in dataset:
-        totals = [t + float(v) for t, v in zip(totals, eval_step(features))]
+    try:
+        for features in dataset:
+            totals = [t + float(v) for t, v in zip(totals, eval_step(features))]
+    except tf.errors.DataLossError as error:  # tf.data does not say which file
+        raise run.problem.name_corrupt_shard(problems.TEST, options.data_dir, error) from None
     loss_sum, correct, weight = totals
     if not weight:
         raise ValueError(f"the test split of {options.problem} is empty")
@@ -48,7 +60,14 @@ def evaluate(run):
     sacrebleu. The chief writes `eval` summaries and `eval_results.json`.
     """
     options = run.options
-    loss, accuracy = loss_and_accuracy(run)
+    limit = input_pipeline.max_input_length(run.hparams)
+    skipped = run.problem.count_longer(problems.TEST, options.data_dir, limit) if limit else 0
+    if skipped:
+        print(
+            f"eval: {skipped} test example(s) longer than {limit} tokens (hparam "
+            f"max_input_seq_length, else max_length) are left out of loss and accuracy"
+        )
+    loss, accuracy = loss_and_accuracy(run, limit)
     print(
         f"eval on the test split at step {run.step}: loss = {loss:.4f}, accuracy = {accuracy:.4f}"
     )
@@ -57,9 +76,18 @@ def evaluate(run):
         pairs = pairs[: options.eval_bleu_samples]
     sources = [source for source, _ in pairs]
     references = [reference for _, reference in pairs]
+    truncated = []
     hypotheses = decoder.translate_texts(
-        run.model, run.encoders, sources, beam_size=options.eval_beam_size, alpha=options.eval_alpha
+        run.model,
+        run.encoders,
+        sources,
+        beam_size=options.eval_beam_size,
+        alpha=options.eval_alpha,
+        max_input_length=limit,
+        on_truncated=truncated.extend,
     )
+    if truncated:
+        print("eval: " + decoder.describe_truncated(truncated, len(sources), limit, "test pair"))
     bleu = metrics.bleu(hypotheses, references)
     print(
         f"BLEU = {bleu:.2f} ({len(pairs)} test sentences, beam "
@@ -75,6 +103,8 @@ def evaluate(run):
         "accuracy": accuracy,
         "bleu": bleu,
         "bleu_sentences": len(pairs),
+        "loss_examples_left_out": skipped,
+        "bleu_sources_truncated": len(truncated),
     }
     if strategies.is_chief(run.strategy):
         writer = tf.summary.create_file_writer(os.path.join(options.output_dir, "eval"))

@@ -253,6 +253,8 @@ def basic_params1():
     inputs/targets, padding included); `max_length` drops longer training examples (0: no
     limit); `min_length_bucket` and `length_bucket_step` shape the length buckets;
     `fixed_shapes=True` makes every batch `[batch_size // max_length, max_length]` (XLA/TPU).
+    `max_input_seq_length` bounds the inputs of evaluation and decoding (0: `max_length`; see
+    `input_pipeline.max_input_length`).
     Optimizer fields are read by `sm3_t2t.optimizers`, never here.
     """
     return HParams(
@@ -261,6 +263,7 @@ def basic_params1():
         min_length_bucket=8,
         length_bucket_step=1.1,
         fixed_shapes=False,
+        max_input_seq_length=0,
         optimizer="sm3",
         learning_rate=0.1,
         learning_rate_warmup_steps=1000,

@@ -47,6 +47,11 @@ def check_batching_hparams(hparams):
     need(hparams.max_length >= 0, "max_length", "must be >= 0 (0 means no limit)")
     need(hparams.min_length_bucket >= 1, "min_length_bucket", "must be >= 1")
     need(hparams.length_bucket_step > 1.0, "length_bucket_step", "must be > 1.0")
+    need(
+        hparams.get("max_input_seq_length", 0) >= 0,
+        "max_input_seq_length",
+        "must be >= 0 (0 means max_length)",
+    )
     if hparams.fixed_shapes:
         need(hparams.max_length > 0, "max_length", "fixed_shapes needs a positive max_length")
         need(
@@ -55,6 +60,16 @@ def check_batching_hparams(hparams):
             f"fixed_shapes needs batch_size >= max_length ({hparams.max_length}) so that a "
             f"batch holds at least one sequence",
         )
+
+
+def max_input_length(hparams):
+    """The longest input (in tokens, EOS included) evaluation and decoding take, or 0: no limit.
+
+    `max_input_seq_length` (T2T's name) when set, else `max_length`, the longest example the
+    model was trained on. Longer inputs are truncated (decoding, BLEU) or skipped (test loss) and
+    reported, so that one overlong line cannot exhaust the memory or the time of a whole run.
+    """
+    return hparams.get("max_input_seq_length", 0) or hparams.max_length
 
 
 def example_length(example):
@@ -145,16 +160,31 @@ def _pad_batch_rows(rows, max_length):
     return pad
 
 
-def batch_examples(dataset, hparams, training, seed, repeat, shuffle_buffer_size=4096):
+def count_longer(examples, length):
+    """How many of the parsed `examples` are longer than `length` (`example_length`)."""
+    return int(
+        examples.reduce(
+            tf.constant(0, tf.int64),
+            lambda count, example: count + tf.cast(example_length(example) > length, tf.int64),
+        )
+    )
+
+
+def batch_examples(
+    dataset, hparams, training, seed, repeat, shuffle_buffer_size=4096, max_example_length=0
+):
     """Filters, shuffles, repeats and batches parsed examples as `hparams` asks.
 
     Training drops examples longer than `max_length` (unless 0); evaluation keeps all of them
-    (in fixed-shape mode, where a longer example cannot fit, it is dropped there too).
+    (in fixed-shape mode, where a longer example cannot fit, it is dropped there too), except
+    those longer than `max_example_length` (unless 0).
     """
     check_batching_hparams(hparams)
     max_length = hparams.max_length
     if max_length and (training or hparams.fixed_shapes):
         dataset = dataset.filter(lambda example: example_length(example) <= max_length)
+    if max_example_length and not training:
+        dataset = dataset.filter(lambda example: example_length(example) <= max_example_length)
     if training:
         dataset = dataset.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
     if repeat:

@@ -1,10 +1,26 @@
 """Building a registered model for a problem: the one place the trainer, decoder and
-benchmarks construct models."""
+benchmarks construct models, and check the hparams they are built with."""
 
 import tensorflow as tf
 
-from sm3_t2t import registry
+from sm3_t2t import input_pipeline, optimizers, registry
 from sm3_t2t.model_protocol import missing_members
+
+
+def check_hparams(model_name, hparams, total_steps=None):
+    """Raises ValueError naming the first hparam a run of `model_name` cannot work with.
+
+    Checks the data hparams (batching, input lengths), the optimizer's, the loss's, and the
+    model's own through its optional `check_hparams(hparams)`; builds nothing.
+    """
+    input_pipeline.check_batching_hparams(hparams)
+    optimizers.check_hparams(hparams, total_steps)
+    smoothing = hparams.get("label_smoothing", 0.0)
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"hparam `label_smoothing` must be in [0, 1), got {smoothing!r}.")
+    model_check = getattr(registry.model(model_name), "check_hparams", None)
+    if model_check is not None:
+        model_check(hparams)
 
 
 def build_model(model_name, hparams, encoders):

@@ -18,6 +18,10 @@ provided it has these parts:
                 its score. Called inside a `tf.function` on `[B, Ls]` int64 ids.
   checkpointing the model must be trackable (a `keras.Model`, `keras.layers.Layer` or
                 `tf.Module`): it is saved as `tf.train.Checkpoint(model=...)`.
+  check_hparams optional: `ModelClass.check_hparams(hparams)` (a static or class method) raises
+                ValueError naming the first hparam the model cannot be built with. The trainer
+                calls it before anything is written, so a bad value is one line, not a traceback
+                from inside the model after the run directory was written.
 
 A `keras.Model` subclass that implements `call` and `translate` has all of them;
 `sm3_t2t.transformer.Transformer` is the reference implementation.

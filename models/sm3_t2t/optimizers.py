@@ -20,7 +20,7 @@ Missing SM3/Adam fields take the defaults of `sm3_tf.SM3` / Keras.
 import keras
 import tensorflow as tf
 
-from sm3_tf import schedules, v1
+from sm3_tf import schedules, step_config, v1
 from sm3_tf.sm3 import SM3
 
 OPTIMIZERS = ("sm3", "adam", "adagrad", "adafactor")
@@ -112,6 +112,66 @@ def make_optimizer(hparams, total_steps=None, api="keras"):
     if name == "adagrad":
         return keras.optimizers.Adagrad(learning_rate=learning_rate, global_clipnorm=clip)
     return keras.optimizers.Adafactor(learning_rate=learning_rate, global_clipnorm=clip)
+
+
+# The optimizer and schedule arguments each hparam becomes, to name the hparam in errors.
+_HPARAM_OF_ARGUMENT = {
+    "learning_rate": "learning_rate",
+    "warmup_steps": "learning_rate_warmup_steps",
+    "power": "learning_rate_warmup_power",
+    "cooldown_steps": "learning_rate_cooldown_steps",
+    "momentum": "optimizer_sm3_momentum",
+    "beta_2": "optimizer_sm3_beta2",
+    "epsilon": "optimizer_sm3_epsilon",
+    "variant": "optimizer_sm3_variant",
+    "momentum_dtype": "optimizer_sm3_momentum_dtype",
+    "skip_nonfinite": "optimizer_sm3_skip_nonfinite",
+    "fused": "optimizer_sm3_fused",
+}
+
+
+def check_hparams(hparams, total_steps=None):
+    """Raises ValueError naming the first optimizer hparam that cannot work.
+
+    Runs the checks the optimizer and its schedule run on their arguments, and reports their
+    complaints under the hparam's name. Nothing touches TensorFlow's runtime (a multi-worker job
+    must configure it first). Adam's betas and epsilon, which Keras does not check, are checked
+    here.
+    """
+    if str(hparams.optimizer).lower() == "adam":
+        for name in ("optimizer_adam_beta1", "optimizer_adam_beta2"):
+            value = float(_get(hparams, name, 0.9))
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"hparam `{name}` must be in [0, 1), got {value!r}.")
+        epsilon = float(_get(hparams, "optimizer_adam_epsilon", 1e-7))
+        if not 0.0 <= epsilon < float("inf"):
+            raise ValueError(
+                f"hparam `optimizer_adam_epsilon` must be finite and >= 0, got {epsilon!r}."
+            )
+    name = str(hparams.optimizer).lower()
+    if name not in OPTIMIZERS:
+        raise ValueError(
+            f"hparam `optimizer` must be one of {OPTIMIZERS}, got {hparams.optimizer!r}."
+        )
+    try:
+        make_learning_rate(hparams, total_steps)
+        clip_norm(hparams)
+        if name == "sm3":
+            arguments = sm3_arguments(hparams)
+            step_config.validate(
+                arguments["variant"],
+                arguments["momentum"],
+                arguments["beta_2"],
+                arguments["epsilon"],
+                arguments["momentum_dtype"],
+            )
+    except ValueError as error:
+        message = str(error)
+        for argument, hparam in _HPARAM_OF_ARGUMENT.items():
+            if message.startswith(f"`{argument}`"):
+                message = f"hparam `{hparam}`" + message[len(argument) + 2 :]
+                break
+        raise ValueError(message) from None
 
 
 class _GlobalNormClipping:

@@ -24,11 +24,20 @@ from sm3_t2t.atomic_write import write_atomically
 RUN_INFO_FILE = "run_info.json"
 HPARAMS_FILE = "hparams.json"
 CHECKPOINT_NAME = "model.ckpt"
+_RUN_INFO_KEYS = {"problem", "model", "data_dir"}
 
 
 def absolute(path):
     """`path` made absolute when it is local; URLs (gs://, ram://) as they are."""
     return path if "://" in path else os.path.abspath(path)
+
+
+class RunInfoError(ValueError):
+    """A run description (run_info.json / hparams.json) that cannot be read; names the file."""
+
+
+class RunMismatchError(ValueError):
+    """An output directory holding a run of another problem or model than asked for."""
 
 
 def has_run_info(output_dir):
@@ -41,6 +50,7 @@ def read_run_info(output_dir):
 
     Raises:
       FileNotFoundError: naming the missing file, if `output_dir` was not written by sm3-trainer.
+      RunInfoError: naming the file, if one of them is damaged (not the JSON the trainer wrote).
     """
     paths = [os.path.join(output_dir, name) for name in (RUN_INFO_FILE, HPARAMS_FILE)]
     for path in paths:
@@ -48,15 +58,68 @@ def read_run_info(output_dir):
             raise FileNotFoundError(
                 f"{path} not found: --output_dir must be a directory written by sm3-trainer"
             )
-    with tf.io.gfile.GFile(paths[0]) as run_info_file:
-        run_info = json.loads(run_info_file.read())
-    with tf.io.gfile.GFile(paths[1]) as hparams_file:
-        hparams = hparams_lib.HParams.from_json(hparams_file.read())
+    texts = []
+    for path in paths:
+        with tf.io.gfile.GFile(path, "rb") as description:
+            texts.append(description.read())
+    try:
+        run_info = json.loads(texts[0].decode("utf-8"))
+        if not isinstance(run_info, dict) or not _RUN_INFO_KEYS <= set(run_info):
+            raise ValueError(f"expected an object with {', '.join(sorted(_RUN_INFO_KEYS))}")
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise RunInfoError(_damaged(paths[0], error)) from None
+    try:
+        hparams = hparams_lib.HParams.from_json(texts[1].decode("utf-8"))
+    except ValueError as error:
+        raise RunInfoError(_damaged(paths[1], error)) from None
     return run_info, hparams
 
 
-def write_run_info(output_dir, run_info, hparams):
-    """Writes run_info.json and hparams.json, each atomically."""
+def _damaged(path, error):
+    return (
+        f"{path} is damaged ({error}); restore it, or delete {RUN_INFO_FILE} and {HPARAMS_FILE} "
+        f"and re-run this run's sm3-trainer command, which writes them again once its "
+        f"checkpoint restores"
+    )
+
+
+def check_same_run(output_dir, run_info, hparams):
+    """The saved (run_info, hparams) of `output_dir`, or None when it holds no run; reads only.
+
+    Refuses a run of another problem or model than `run_info`'s, and prints what hparams differ.
+
+    Raises:
+      RunMismatchError: `output_dir` holds a run of another problem or model.
+      RunInfoError: its description is damaged (naming the file).
+    """
+    if not has_run_info(output_dir):
+        return None
+    saved_info, saved_hparams = read_run_info(output_dir)
+    for key in ("problem", "model"):
+        if saved_info[key] != run_info[key]:
+            raise RunMismatchError(
+                f"--output_dir={output_dir} holds a run of {key} {saved_info[key]!r}, not "
+                f"{run_info[key]!r}; use another --output_dir"
+            )
+    old, new = saved_hparams.values(), hparams.values()
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        print(
+            "hparams differ from the saved run (the new values apply if the checkpoint fits): "
+            + ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        )
+    return saved_info, saved_hparams
+
+
+def write_run_info(output_dir, run_info, hparams, unless=None):
+    """Writes run_info.json and hparams.json, each atomically.
+
+    Args:
+      unless: the (run_info, hparams) already saved (`check_same_run`): nothing is written
+        when they are the same as the new ones.
+    """
+    if unless is not None and unless == (run_info, hparams):
+        return
     tf.io.gfile.makedirs(output_dir)
     write_atomically(
         os.path.join(output_dir, RUN_INFO_FILE),

@@ -13,7 +13,6 @@ multi-worker job still take part in saving (the save is collective) but
 write into a scratch directory, which `worker_output_dir` names.
 """
 
-import json
 import os
 
 import tensorflow as tf
@@ -60,12 +59,13 @@ def make_strategy(name, tpu=None):
             devices = [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        if not resolver.cluster_spec().as_dict():
             raise ValueError(
                 "strategy=multi_worker needs the TF_CONFIG environment "
                 "variable (cluster spec and this worker's task)"
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
@@ -85,29 +85,18 @@ def needs_xla(strategy):
     return isinstance(strategy, tf.distribute.TPUStrategy)
 
 
-def _task():
-    """(task_type, task_id) of this process from TF_CONFIG, or (None, None)."""
-    config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
-    task = config.get("task", {})
-    return task.get("type"), task.get("index")
-
-
 def is_chief(strategy):
-    """True if this process should write checkpoints, summaries and results."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return True
-    task_type, task_id = _task()
-    resolver = strategy.cluster_resolver
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    if has_chief:
-        return task_type == "chief"
-    # Without a "chief" task, worker 0 plays that role (TF's convention).
-    return task_type in (None, "worker") and (task_id or 0) == 0
+    """True if this process writes checkpoints, summaries and results (TF's `should_checkpoint`:
+    the chief of a multi-worker job, or worker 0 when the cluster has no chief)."""
+    return strategy.extended.should_checkpoint
 
 
 def worker_output_dir(output_dir, strategy):
-    """Where this process writes: `output_dir` for the chief, else scratch."""
+    """Where this process writes: `output_dir` for the chief, else `workers/<type>_<id>` there.
+
+    The role comes from the strategy's cluster resolver, which read TF_CONFIG.
+    """
     if is_chief(strategy):
         return output_dir
-    task_type, task_id = _task()
-    return os.path.join(output_dir, "workers", f"{task_type}_{task_id}")
+    resolver = strategy.cluster_resolver
+    return os.path.join(output_dir, "workers", f"{resolver.task_type}_{resolver.task_id}")

@@ -13,7 +13,11 @@ sample translations and the optimizer's memory next to Adam's.
 Re-running the same command resumes from the latest checkpoint ("resuming
 from step N"). Checkpoints are written to temporary files and renamed into
 place, and `run_info.json`/`hparams.json` likewise, so a process killed at
-any moment loses at most the steps since the last checkpoint.
+any moment loses at most the steps since the last checkpoint. A damaged
+checkpoint is skipped for the newest intact one, with a warning naming its
+files (`sm3_t2t.checkpoint_recovery`). The run's description is written only
+after its checkpoint restored, and only when it changed: a failed or refused
+resume leaves the run as it was.
 
 `--strategy` picks the distribution: `default`, `mirrored` (local devices;
 `--cpu_replicas=N` splits the CPU into N devices), `multi_worker`
@@ -21,21 +25,22 @@ any moment loses at most the steps since the last checkpoint.
 
 `--t2t_usr_dir=DIR` imports your own package first, so that `--problem`, `--model` and
 `--hparams_set` can name what it registers (see `sm3_t2t.model_protocol` for what a model needs).
-A mistyped name fails at once, before anything is written, with the registry's close matches.
+Every option, name and hparam is checked before anything is written: a mistyped name or a value
+that cannot work is one line naming the flag or hparam, with exit code 2.
 """
 
 import dataclasses
 import math
 import os
-import shutil
 import sys
 import time
 
 import keras
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 from sm3_t2t import (
+    checkpoint_recovery,
     command_line,
     evaluation,
     metrics,
@@ -91,44 +96,27 @@ def resolve_hparams(options, use_xla=False):
     return hparams
 
 
-def check_names(options):
-    """Imports `--t2t_usr_dir`, then looks up the problem, model and hparams set.
+def check_names(options, use_xla=False):
+    """Imports `--t2t_usr_dir`, looks up the problem, model and hparams set, checks the hparams.
 
     Returns (problem, resolved hparams). Nothing is written, so a typo costs nothing.
 
     Raises:
-      ValueError: an unknown name (with the registry's close matches) or a bad `--hparams`.
+      ValueError: an unknown name (with the registry's close matches), a bad `--hparams`, or an
+        hparam value the data pipeline, the optimizer or the model cannot work with (naming it).
       FileNotFoundError: `--t2t_usr_dir` is not a directory.
     """
     usr_dir.import_usr_dir(options.t2t_usr_dir)
     problem = command_line.look_up("problem", options.problem, registry.problem)
     command_line.look_up("model", options.model, registry.model)
-    return problem, resolve_hparams(options)
+    hparams = resolve_hparams(options, use_xla)
+    model_builder.check_hparams(options.model, hparams, total_steps=options.train_steps)
+    return problem, hparams
 
 
-def _check_same_run(output_dir, options, hparams):
-    """Refuses to resume a different problem/model; reports hparams changes."""
-    if not run_dir.has_run_info(output_dir):
-        return
-    run_info, saved = run_dir.read_run_info(output_dir)
-    for key in ("problem", "model"):
-        if run_info[key] != getattr(options, key):
-            raise ValueError(
-                f"--output_dir={output_dir} holds a run of {key} "
-                f"{run_info[key]!r}, not {getattr(options, key)!r}; use "
-                f"another --output_dir"
-            )
-    old, new = saved.values(), hparams.values()
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    if changed:
-        print(
-            "hparams differ from the saved run (using the new values): "
-            + ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-        )
-
-
-def _save_run_info(output_dir, options, hparams):
-    run_info = {
+def _run_info(options):
+    """The run's description as run_info.json holds it."""
+    return {
         "problem": options.problem,
         "model": options.model,
         "hparams_set": options.hparams_set,
@@ -136,19 +124,31 @@ def _save_run_info(output_dir, options, hparams):
         # The decoder imports it again to find a model or problem registered there.
         "t2t_usr_dir": usr_dir.absolute_path(options.t2t_usr_dir),
     }
-    run_dir.write_run_info(output_dir, run_info, hparams)
 
 
-def _restore(checkpoint, output_dir, own_dir):
-    """Restores the newest checkpoint; returns its path or None.
+def _restore(checkpoint, options, own_dir, saved):
+    """Restores the newest intact checkpoint; returns a `checkpoint_recovery.Restored` or None.
 
     Workers other than the chief restore from the chief's directory when
     they can see it (shared file system), else from their own.
+
+    Raises:
+      CheckpointMismatchError: the checkpoint does not fit the model these options build.
+      DamagedCheckpointsError: every checkpoint is damaged.
     """
-    path = tf.train.latest_checkpoint(output_dir) or tf.train.latest_checkpoint(own_dir)
-    if path:
-        checkpoint.restore(path).assert_existing_objects_matched()
-    return path
+    try:
+        for directory in dict.fromkeys([options.output_dir, own_dir]):
+            restored = checkpoint_recovery.restore_newest_intact(checkpoint, directory)
+            if restored:
+                return restored
+    except checkpoint_recovery.CheckpointMismatchError as error:
+        trained_with = f" (trained with --hparams_set={saved[0]['hparams_set']})" if saved else ""
+        raise checkpoint_recovery.CheckpointMismatchError(
+            f"--output_dir={options.output_dir} holds checkpoints of another model shape"
+            f"{trained_with} than --hparams_set={options.hparams_set} --hparams="
+            f"{options.hparams!r} build: {error}. Use the run's hparams, or another --output_dir"
+        ) from None
+    return None
 
 
 def _make_train_loop(model, optimizer, strategy, hparams, use_xla):
@@ -249,7 +249,10 @@ def _train_steps(run, manager, step_var, writer):
     last_log_time, last_log_step = time.time(), run.step
     while run.step < options.train_steps:
         stop = _next_stop(run.step, options)
-        loss = float(train_loop(iterator, tf.constant(stop - run.step)))
+        try:
+            loss = float(train_loop(iterator, tf.constant(stop - run.step)))
+        except tf.errors.DataLossError as error:  # tf.data does not say which file
+            raise run.problem.name_corrupt_shard(problems.TRAIN, options.data_dir, error) from None
         run.step = step = stop
         if not math.isfinite(loss):
             raise FloatingPointError(
@@ -288,33 +291,41 @@ def train(options, strategy=None):
       FloatingPointError: if the training loss stops being finite.
     """
     options.validate()
-    problem, _ = check_names(options)
+    check_names(options)
     strategy = strategy or strategies.make_strategy(options.strategy, options.tpu)
-    hparams = resolve_hparams(options, strategies.needs_xla(strategy))
+    problem, hparams = check_names(options, strategies.needs_xla(strategy))
     chief = strategies.is_chief(strategy)
     own_dir = strategies.worker_output_dir(options.output_dir, strategy)
+    saved = run_dir.check_same_run(options.output_dir, _run_info(options), hparams)
+    if options.schedule == "evaluate" and not checkpoint_recovery.candidates(own_dir)[0]:
+        raise FileNotFoundError(
+            f"--schedule=evaluate: no checkpoint in --output_dir={options.output_dir}"
+        )
+    # Everything is checked: from here on files are written.
     if chief:
-        _check_same_run(options.output_dir, options, hparams)
-        _save_run_info(options.output_dir, options, hparams)
+        removed = checkpoint_recovery.remove_leftovers(options.output_dir)
+        if removed:
+            print(f"removed what interrupted saves left in {options.output_dir}: {removed}")
     problem.generate_data(options.data_dir, options.tmp_dir)
     encoders = problem.feature_encoders(options.data_dir)
     keras.utils.set_random_seed(hparams.seed)
 
     model, optimizer, step_var = _build_model_and_optimizer(options, hparams, encoders, strategy)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
+    restored = _restore(checkpoint, options, own_dir, saved)
+    if restored and chief:
+        checkpoint_recovery.repair_state_file(options.output_dir, restored)
     manager = run_dir.checkpoint_manager(checkpoint, own_dir, options.keep_checkpoint_max)
-    restored = _restore(checkpoint, options.output_dir, own_dir)
     run = TrainingRun(
         options, strategy, hparams, problem, encoders, model, optimizer, int(step_var.numpy())
     )
     if restored:
-        print(f"resuming from step {run.step} ({restored})")
+        print(f"resuming from step {run.step} ({restored.path})")
     if options.schedule == "evaluate":
-        if not restored:
-            raise FileNotFoundError(
-                f"--schedule=evaluate: no checkpoint in --output_dir={options.output_dir}"
-            )
         return run
+    if chief and (saved is None or run.step < options.train_steps):
+        # The checkpoint fits these hparams: now they describe the run.
+        run_dir.write_run_info(options.output_dir, _run_info(options), hparams, unless=saved)
     if run.step >= options.train_steps:
         print(f"already trained to step {run.step} (--train_steps={options.train_steps})")
         return run
@@ -330,9 +341,9 @@ def train(options, strategy=None):
         else tf.summary.create_noop_writer()
     )
     _train_steps(run, manager, step_var, writer)
-    if not chief:
+    if not chief and tf.io.gfile.exists(own_dir):
         # Other workers' copies are only needed for the collective save.
-        shutil.rmtree(own_dir, ignore_errors=True)
+        tf.io.gfile.rmtree(own_dir)
     print(
         f"\ntrained to step {run.step}; checkpoint "
         f"{manager.latest_checkpoint or '(kept by the chief)'}"
@@ -341,27 +352,37 @@ def train(options, strategy=None):
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    strategies.split_host_cpu(flags.FLAGS.cpu_replicas)
-    options = options_from_flags()
     try:
+        if len(argv) > 1:
+            raise ValueError(f"unexpected arguments: {' '.join(argv[1:])}")
+        strategies.split_host_cpu(flags.FLAGS.cpu_replicas)
+        options = options_from_flags()
         options.validate()
-        check_names(options)  # unknown names and bad --hparams fail here, before any work
+        check_names(options)  # unknown names and bad hparams fail here, before any work
     except (ValueError, FileNotFoundError) as error:
         command_line.exit_with_usage_error(PROGRAM, error)
-    run = train(options)
-    if options.schedule != "train":
-        evaluation.evaluate(run)
-        if strategies.is_chief(run.strategy):
-            print(evaluation.memory_report(run))
+    try:
+        run = train(options)
+        if options.schedule != "train":
+            evaluation.evaluate(run)
+            if strategies.is_chief(run.strategy):
+                print(evaluation.memory_report(run))
+    except (
+        run_dir.RunInfoError,
+        run_dir.RunMismatchError,
+        checkpoint_recovery.CheckpointMismatchError,
+        FileNotFoundError,  # --schedule=evaluate without a checkpoint, data files not found
+    ) as error:
+        command_line.exit_with_usage_error(PROGRAM, error)
+    except (problems.DataError, checkpoint_recovery.DamagedCheckpointsError) as error:
+        command_line.exit_with_error(PROGRAM, error)
 
 
 def run():
     """Console-script entry point `sm3-trainer`."""
     define_flags()
     command_line.list_flags_in_help(["sm3_t2t.trainer_options"], __doc__)
-    app.run(main)
+    command_line.run(main, PROGRAM)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ by the trainer, after `--t2t_usr_dir` is imported.
 """
 
 import dataclasses
+import math
 
+import tensorflow as tf
 from absl import flags
 
 from sm3_t2t import strategies
@@ -59,6 +61,12 @@ class TrainerOptions:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if not math.isfinite(self.eval_alpha):
+            raise ValueError(f"--eval_alpha must be a finite number, got {self.eval_alpha}")
+        for name in ("data_dir", "output_dir"):
+            path = getattr(self, name)
+            if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+                raise ValueError(f"--{name}={path} is a file, not a directory")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"--schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.strategy not in strategies.STRATEGIES:

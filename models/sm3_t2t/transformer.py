@@ -20,7 +20,7 @@ Example:
 import keras
 import tensorflow as tf
 
-from sm3_t2t import beam_search, registry
+from sm3_t2t import beam_search, registry, transformer_hparams
 from sm3_t2t.special_ids import EOS_ID, PAD_ID
 from sm3_t2t.transformer_layers import (  # noqa: F401  (timing_signal: part of this module's API)
     DecoderLayer,
@@ -50,6 +50,9 @@ class Transformer(keras.Model):
     0-padded, EOS-terminated) returns next-token logits `[B, Lt, V]`: position
     t predicts `targets[:, t]` from `targets[:, :t]`.
     """
+
+    # Called by the trainer and decoder before anything is built or written.
+    check_hparams = staticmethod(transformer_hparams.check_hparams)
 
     def __init__(self, hparams, input_vocab_size, target_vocab_size, **kwargs):
         super().__init__(**kwargs)

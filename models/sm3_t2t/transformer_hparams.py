@@ -145,3 +145,29 @@ def transformer_tiny():
         learning_rate=0.1,
         learning_rate_warmup_steps=100,
     )
+
+
+def check_hparams(hparams):
+    """Raises ValueError naming the first Transformer hparam it cannot be built or trained with.
+
+    Checked before anything is written, so that `hidden_size=0` or `relu_dropout=1.5` is one line
+    naming the hparam, not a Keras traceback from deep inside the model seconds later.
+    """
+
+    def need(condition, name, requirement):
+        if not condition:
+            raise ValueError(f"hparam `{name}` {requirement}, got {hparams.get(name)!r}.")
+
+    for name in ("hidden_size", "filter_size", "num_heads"):
+        need(hparams.get(name, 0) >= 1, name, "must be a positive integer")
+    need(
+        hparams.hidden_size % hparams.num_heads == 0,
+        "num_heads",
+        f"must divide hidden_size={hparams.hidden_size}",
+    )
+    for name in ("num_hidden_layers", "num_encoder_layers", "num_decoder_layers"):
+        need(hparams.get(name, 0) >= 0, name, "must be >= 0")
+    for name in ("layer_prepostprocess_dropout", "attention_dropout", "relu_dropout"):
+        need(0.0 <= hparams.get(name, 0.0) < 1.0, name, "must be a dropout rate in [0, 1)")
+    for name in ("initializer_gain", "norm_epsilon"):
+        need(0.0 < hparams.get(name, 1.0) < float("inf"), name, "must be a positive number")

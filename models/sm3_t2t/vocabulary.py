@@ -7,9 +7,9 @@ PAD), `vocab_size` and `model_path` (the sentencepiece model file, None for buil
 
 import hashlib
 import io
-import os
 
 import sentencepiece
+import tensorflow as tf
 
 from sm3_t2t.atomic_write import write_atomically
 from sm3_t2t.special_ids import EOS_ID, PAD_ID
@@ -40,12 +40,12 @@ class SentencePieceEncoder:
     """
 
     def __init__(self, model_path):
-        if not os.path.isfile(model_path):
+        if not tf.io.gfile.exists(model_path):
             raise FileNotFoundError(
                 f"vocabulary file {model_path} does not exist (generate_data trains and writes it)"
             )
         self.model_path = model_path
-        with open(model_path, "rb") as model_file:
+        with tf.io.gfile.GFile(model_path, "rb") as model_file:
             model = model_file.read()
         # Fingerprint what was loaded: if the file is replaced later, this encoder still
         # describes (and is checked as) the vocabulary it actually uses.

@@ -6,7 +6,7 @@ import uuid
 import pytest
 import tensorflow as tf
 
-from sm3_t2t.atomic_write import write_atomically
+from sm3_t2t.atomic_write import AtomicFile, is_leftover, write_atomically
 
 
 @pytest.fixture(params=["local", "ram"])
@@ -54,3 +54,24 @@ def test_a_missing_directory_is_an_error_and_writes_nothing(tmp_path):
     with pytest.raises((tf.errors.NotFoundError, OSError)):
         write_atomically(path, "text")
     assert not os.path.exists(tmp_path / "missing")
+
+
+def test_a_streaming_writer_appears_only_when_committed(directory):
+    """AtomicFile: what the TFRecord shards and the raw text use; a leftover is recognisable."""
+    path = os.path.join(directory, "shard-00000-of-00001")
+    with AtomicFile(path) as pending:
+        writer = tf.io.TFRecordWriter(pending.temporary)
+        writer.write(b"record")
+        writer.close()
+        temporary = os.path.basename(pending.temporary)
+        assert tf.io.gfile.listdir(directory) == [temporary] and is_leftover(temporary)
+        pending.commit()
+    assert [bytes(r.numpy()) for r in tf.data.TFRecordDataset(path)] == [b"record"]
+
+    with pytest.raises(KeyboardInterrupt):
+        with AtomicFile(path) as pending:
+            with tf.io.gfile.GFile(pending.temporary, "wb") as f:
+                f.write(b"half")
+            raise KeyboardInterrupt
+    assert tf.io.gfile.listdir(directory) == ["shard-00000-of-00001"]
+    assert not is_leftover("run_info.json") and not is_leftover("model.tmp-notahexsuffix")

@@ -132,6 +132,7 @@ def test_basic_params1_has_the_t2t_fields_and_defaults():
         "min_length_bucket": 8,
         "length_bucket_step": 1.1,
         "fixed_shapes": False,
+        "max_input_seq_length": 0,
         "optimizer": "sm3",
         "learning_rate": 0.1,
         "learning_rate_warmup_steps": 1000,

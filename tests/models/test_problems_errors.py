@@ -113,7 +113,7 @@ def test_interrupted_generation_leaves_nothing_that_looks_complete(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         problem.generate_data(data_dir)
     names = sorted(os.listdir(data_dir))
-    assert not [name for name in names if "-eval" in name or name.endswith(".tmp")]
+    assert not [name for name in names if "-eval" in name or ".tmp" in name]
     assert "interrupted_reverse-train.meta.json" in names
     with pytest.raises(problems.MissingDataError, match="run generate_data first"):
         problem.dataset(problems.EVAL, data_dir, basic_params1())

@@ -14,7 +14,10 @@ import itertools
 import logging
 import os
 
+import tensorflow as tf
+
 from sm3_t2t import input_pipeline, registry
+from sm3_t2t.atomic_write import AtomicFile
 from sm3_t2t.problems import shards
 from sm3_t2t.special_ids import EOS_ID
 
@@ -90,7 +93,7 @@ class Problem:
         Files appear under temporary names and are renamed when whole, and a split counts as
         generated only once its metadata is written, so an interrupted run is simply resumed.
         """
-        os.makedirs(data_dir, exist_ok=True)
+        tf.io.gfile.makedirs(data_dir)
         encoder = self.build_vocabulary(data_dir, tmp_dir)
         fingerprint = encoder.fingerprint()
         for split in MODES:
@@ -117,14 +120,13 @@ class Problem:
             return
         # The decoder scores BLEU on raw text, so the (small) eval/test splits keep a copy.
         raw_name = f"{self.name}-{split}.pairs.tsv"
-        raw_path = os.path.join(data_dir, raw_name)
-        try:
-            with open(raw_path + ".tmp", "w", encoding="utf-8") as raw_file:
+        with AtomicFile(os.path.join(data_dir, raw_name)) as raw_text:
+            with tf.io.gfile.GFile(raw_text.temporary, "w") as raw_file:
                 examples = self._encoded_examples(split, tmp_dir, encoder, raw_file)
 
                 def commit_raw_text():
                     raw_file.close()
-                    os.replace(raw_path + ".tmp", raw_path)
+                    raw_text.commit()
 
                 shards.write_split(
                     data_dir,
@@ -136,9 +138,6 @@ class Problem:
                     [raw_name],
                     before_commit=commit_raw_text,
                 )
-        finally:
-            if os.path.exists(raw_path + ".tmp"):  # failed before the commit
-                os.remove(raw_path + ".tmp")
 
     def _encoded_examples(self, split, tmp_dir, encoder, raw_file):
         """Yields EOS-terminated (input_ids, target_ids), copying the text to `raw_file`."""
@@ -152,7 +151,7 @@ class Problem:
                 return
             sources, targets = zip(*chunk)
             if raw_file is not None:
-                raw_file.writelines(f"{source}\t{target}\n" for source, target in chunk)
+                raw_file.write("".join(f"{source}\t{target}\n" for source, target in chunk))
             for source_ids, target_ids in zip(encode(sources), encode(targets)):
                 yield list(source_ids) + [EOS_ID], list(target_ids) + [EOS_ID]
 
@@ -167,7 +166,17 @@ class Problem:
         fingerprint = self.feature_encoders(data_dir)["targets"].fingerprint()
         return shards.checked_shard_files(data_dir, self.name, mode, fingerprint)
 
-    def dataset(self, mode, data_dir, hparams, shard_index=0, num_shards=1, seed=None, repeat=None):
+    def dataset(
+        self,
+        mode,
+        data_dir,
+        hparams,
+        shard_index=0,
+        num_shards=1,
+        seed=None,
+        repeat=None,
+        max_example_length=0,
+    ):
         """Batched examples of split `mode` as a tf.data.Dataset.
 
         Args:
@@ -178,6 +187,8 @@ class Problem:
             input_pipeline_id / num_input_pipelines); the shares are disjoint and cover all.
           seed: shuffling seed; None uses `hparams.seed`.
           repeat: repeat forever; None means only in TRAIN mode.
+          max_example_length: drop examples longer than this (EVAL/TEST; TRAIN drops by
+            `hparams.max_length`); 0 keeps all. `count_longer` counts what it drops.
         Returns:
           Dicts {"inputs": int64 [B, Ls], "targets": int64 [B, Lt]}, 0-padded, each sequence
           ending in EOS. TRAIN shuffles (same seed -> same batches in the same order).
@@ -192,8 +203,18 @@ class Problem:
             examples, self.vocab_size(data_dir), f"{self.name} {mode} data in {data_dir}"
         )
         return input_pipeline.batch_examples(
-            examples, hparams, training, seed, repeat, self.shuffle_buffer_size
+            examples, hparams, training, seed, repeat, self.shuffle_buffer_size, max_example_length
         )
+
+    def count_longer(self, mode, data_dir, length):
+        """How many examples of split `mode` are longer than `length` tokens (one pass)."""
+        examples = input_pipeline.read_examples(self._checked_files(mode, data_dir), False, 0)
+        return input_pipeline.count_longer(examples, length)
+
+    def name_corrupt_shard(self, mode, data_dir, error):
+        """The CorruptShardError naming the shard of split `mode` that tf.data's `error` (a
+        DataLossError, which names no file) came from; `error` itself if none is found."""
+        return shards.name_corrupt_shard(self._checked_files(mode, data_dir), error)
 
     def text_pairs(self, mode, data_dir):
         """(source, target) strings of split `mode`, in file order.
@@ -203,9 +224,10 @@ class Problem:
         """
         files = self._checked_files(mode, data_dir)
         raw_path = os.path.join(data_dir, f"{self.name}-{mode}.pairs.tsv")
-        if mode != TRAIN and os.path.exists(raw_path):
-            with open(raw_path, encoding="utf-8") as raw_file:
-                return [tuple(line.rstrip("\n").split("\t")) for line in raw_file]
+        if mode != TRAIN and tf.io.gfile.exists(raw_path):
+            with tf.io.gfile.GFile(raw_path, "rb") as raw_file:
+                lines = raw_file.read().decode("utf-8").split("\n")
+            return [tuple(line.split("\t")) for line in lines if line]
         encoders = self.feature_encoders(data_dir)
         return [
             (encoders["inputs"].decode(inputs), encoders["targets"].decode(targets))

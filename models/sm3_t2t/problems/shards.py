@@ -4,19 +4,21 @@ A split `S` of problem `P` in `data_dir` is
   - `P-S-00000-of-0000N` ... : records {"inputs": int64 ids, "targets": int64 ids}, EOS-terminated;
   - `P-S.meta.json`: the vocabulary fingerprint, the shard names, their byte sizes and example
     counts.
-Every file is written under a `.tmp` name and renamed, and the metadata is written last, so a
-split is complete exactly when its metadata exists: a killed run leaves nothing that looks
-finished. Reading checks the metadata against the files and the vocabulary, so a truncated shard
-or a vocabulary from another run is reported by file name instead of surfacing mid-training.
+Every file is written under a temporary name and renamed (`sm3_t2t.atomic_write`), and the
+metadata is written last, so a split is complete exactly when its metadata exists: a killed run
+leaves nothing that looks finished. Reading checks the metadata against the files and the
+vocabulary, so a truncated shard or a vocabulary from another run is reported by file name
+instead of surfacing mid-training; a shard damaged inside (same size, bad records) is named by
+`name_corrupt_shard` when tf.data trips over it. Every file goes through `tf.io.gfile`.
 """
 
-import glob
+import contextlib
 import json
 import os
 
 import tensorflow as tf
 
-from sm3_t2t.atomic_write import write_atomically
+from sm3_t2t.atomic_write import AtomicFile, is_leftover, write_atomically
 
 FORMAT_VERSION = 1
 
@@ -53,12 +55,12 @@ def shard_paths(data_dir, problem_name, split, num_shards):
 def read_meta(data_dir, problem_name, split):
     """The split's metadata dict, or None when the split is not (completely) generated."""
     path = meta_path(data_dir, problem_name, split)
-    if not os.path.exists(path):
+    if not tf.io.gfile.exists(path):
         return None
     try:
-        with open(path, encoding="utf-8") as meta_file:
-            meta = json.load(meta_file)
-    except (OSError, ValueError) as error:
+        with tf.io.gfile.GFile(path, "rb") as meta_file:
+            meta = json.loads(meta_file.read().decode("utf-8"))
+    except (OSError, ValueError, tf.errors.OpError) as error:
         raise DataError(
             f"{path}: unreadable split metadata ({error}); delete it and run generate_data again"
         ) from error
@@ -97,7 +99,7 @@ def write_split(
     """Writes `examples` (pairs of EOS-terminated id lists) round-robin into `num_shards` shards.
 
     Args:
-      data_dir: output directory (must exist).
+      data_dir: output directory (must exist; any `tf.io.gfile` path).
       problem_name, split: name the files.
       examples: iterable of (input_ids, target_ids).
       num_shards: number of shard files.
@@ -110,30 +112,26 @@ def write_split(
       The metadata dict that was written.
     """
     path = meta_path(data_dir, problem_name, split)
-    if os.path.exists(path):
-        os.remove(path)  # from here on the split is incomplete until the new metadata lands
-    for stale in glob.glob(os.path.join(glob.escape(data_dir), f"{problem_name}-{split}-*.tmp")):
-        os.remove(stale)
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)  # the split is incomplete until the new metadata lands
+    remove_leftovers(data_dir, f"{problem_name}-{split}")
     paths = shard_paths(data_dir, problem_name, split, num_shards)
     counts = [0] * num_shards
-    writers = [tf.io.TFRecordWriter(shard + ".tmp") for shard in paths]
-    try:
-        for index, (inputs, targets) in enumerate(examples):
-            writers[index % num_shards].write(_serialize(inputs, targets))
-            counts[index % num_shards] += 1
+    with contextlib.ExitStack() as pending_files:
+        # Leaving this block early (an error, KeyboardInterrupt) removes every temporary shard.
+        pending = [pending_files.enter_context(AtomicFile(shard)) for shard in paths]
+        writers = [tf.io.TFRecordWriter(shard.temporary) for shard in pending]
+        try:
+            for index, (inputs, targets) in enumerate(examples):
+                writers[index % num_shards].write(_serialize(inputs, targets))
+                counts[index % num_shards] += 1
+        finally:
+            for writer in writers:
+                writer.close()
         if sum(counts) == 0:
             raise DataError(f"problem {problem_name}: split {split!r} has no examples")
-    except BaseException:  # includes KeyboardInterrupt: leave no partial files behind
-        for writer in writers:
-            writer.close()
-        for shard in paths:
-            if os.path.exists(shard + ".tmp"):
-                os.remove(shard + ".tmp")
-        raise
-    for writer in writers:
-        writer.close()
-    for shard in paths:
-        os.replace(shard + ".tmp", shard)
+        for shard in pending:
+            shard.commit()
     if before_commit is not None:
         before_commit()
     meta = {
@@ -144,7 +142,7 @@ def write_split(
         "num_examples": sum(counts),
         "extra_files": list(extra_files),
         "shards": [
-            {"file": os.path.basename(shard), "bytes": os.path.getsize(shard), "examples": count}
+            {"file": os.path.basename(shard), "bytes": _size(shard), "examples": count}
             for shard, count in zip(paths, counts)
         ],
     }
@@ -153,11 +151,22 @@ def write_split(
     return meta
 
 
+def _size(path):
+    return tf.io.gfile.stat(path).length
+
+
+def remove_leftovers(data_dir, prefix):
+    """Removes the temporaries of killed writes of files named `prefix*` in `data_dir`."""
+    for name in tf.io.gfile.listdir(data_dir):
+        if name.startswith(prefix) and is_leftover(name):
+            tf.io.gfile.remove(os.path.join(data_dir, name))
+
+
 def _remove_other_shards(data_dir, problem_name, split, keep):
     """Deletes shards of an earlier generation with a different shard count."""
-    pattern = os.path.join(glob.escape(data_dir), f"{problem_name}-{split}-?????-of-?????")
-    for shard in set(glob.glob(pattern)) - set(keep):
-        os.remove(shard)
+    pattern = os.path.join(data_dir, f"{problem_name}-{split}-?????-of-?????")
+    for shard in set(tf.io.gfile.glob(pattern)) - set(keep):
+        tf.io.gfile.remove(shard)
 
 
 def checked_shard_files(data_dir, problem_name, split, fingerprint):
@@ -182,14 +191,14 @@ def checked_shard_files(data_dir, problem_name, split, fingerprint):
             f"generate_data again to re-encode them"
         )
     for name in meta["extra_files"]:
-        if not os.path.exists(os.path.join(data_dir, name)):
+        if not tf.io.gfile.exists(os.path.join(data_dir, name)):
             raise CorruptShardError(f"{os.path.join(data_dir, name)} is missing")
     files = []
     for shard in meta["shards"]:
         path = os.path.join(data_dir, shard["file"])
-        if not os.path.exists(path):
+        if not tf.io.gfile.exists(path):
             raise CorruptShardError(f"shard {path} is missing; run generate_data again")
-        size = os.path.getsize(path)
+        size = _size(path)
         if size != shard["bytes"]:
             raise CorruptShardError(
                 f"shard {path} is {size} bytes but was written with {shard['bytes']} "
@@ -221,10 +230,23 @@ def read_records(paths):
     try:
         return list(_records(paths))
     except tf.errors.DataLossError as error:
-        for path in paths:  # one dataset per file is slow: only done to name the culprit
-            try:
-                for _ in tf.data.TFRecordDataset(path):
-                    pass
-            except tf.errors.DataLossError:
-                raise CorruptShardError(f"shard {path} is corrupt: {error.message}") from error
-        raise
+        raise name_corrupt_shard(paths, error) from error
+
+
+def name_corrupt_shard(paths, error):
+    """The CorruptShardError naming which of `paths` made a pipeline fail with `error`.
+
+    tf.data's DataLossError ("corrupted record at 1234") does not say which file it read. Each
+    file is read through again, one at a time, to find it: slow, so only done after a failure.
+    Returns `error` itself when every file reads back intact.
+    """
+    for path in paths:
+        try:
+            for _ in tf.data.TFRecordDataset(path):
+                pass
+        except tf.errors.DataLossError as file_error:
+            return CorruptShardError(
+                f"shard {path} is corrupt ({file_error.message}); delete the split's "
+                f"*.meta.json in its directory and run the trainer again to regenerate it"
+            )
+    return error

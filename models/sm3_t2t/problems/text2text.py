@@ -3,6 +3,9 @@
 import itertools
 import os
 
+import tensorflow as tf
+
+from sm3_t2t import run_dir
 from sm3_t2t.problems.base import TRAIN, Problem
 from sm3_t2t.vocabulary import SentencePieceEncoder, train_sentencepiece
 
@@ -41,10 +44,10 @@ class Text2TextProblem(Problem):
 
     def feature_encoders(self, data_dir):
         """The vocabulary saved in data_dir, one object for both inputs and targets."""
-        key = os.path.abspath(data_dir)
+        key = run_dir.absolute(data_dir)
         if key not in self._encoders:
             path = os.path.join(data_dir, self.vocab_filename)
-            if not os.path.isfile(path):
+            if not tf.io.gfile.exists(path):
                 raise FileNotFoundError(
                     f"vocabulary {path} of problem {self.name} does not "
                     f"exist; run generate_data first"
@@ -56,7 +59,7 @@ class Text2TextProblem(Problem):
     def build_vocabulary(self, data_dir, tmp_dir):
         """Loads the vocabulary in data_dir, training it from the training pairs if absent."""
         path = os.path.join(data_dir, self.vocab_filename)
-        if not os.path.isfile(path):
+        if not tf.io.gfile.exists(path):
             pairs = itertools.islice(
                 self.limited_text_pairs(TRAIN, tmp_dir), self.max_samples_for_vocab
             )
@@ -64,5 +67,5 @@ class Text2TextProblem(Problem):
             train_sentencepiece(
                 texts, path, self.approx_vocab_size, max_sentences=2 * self.max_samples_for_vocab
             )
-            self._encoders.pop(os.path.abspath(data_dir), None)
+            self._encoders.pop(run_dir.absolute(data_dir), None)
         return self.feature_encoders(data_dir)["targets"]
