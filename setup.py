@@ -129,6 +129,10 @@ setup(
     extras_require={
         "test": ["pytest", "tensorflow-cpu==2.21.0", "ml_dtypes", "ruff==0.17.6"],
         "models": ["sentencepiece", "sacrebleu", "absl-py", "tensorflow-datasets", "matplotlib"],
+        # Keras 3 on JAX or PyTorch: sm3_tf.SM3 then runs its keras.ops step and needs no
+        # TensorFlow (install with SM3_TF_TENSORFLOW_REQUIREMENT='' to leave it out).
+        "jax": ["jax>=0.4.26"],
+        "torch": ["torch>=2.1"],
     },
     entry_points={
         "console_scripts": [

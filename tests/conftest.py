@@ -1,21 +1,28 @@
 """Test-wide set-up: the numpy reference is importable, and the process has 2 logical CPUs.
 
 Two logical CPU devices let MirroredStrategy tests run on one machine; they must be configured
-before TensorFlow initialises its devices, hence here, before any test module runs.
+before TensorFlow initialises its devices, hence here, before any test module runs. The Keras
+backend tests (tests/backends) also run on JAX and PyTorch, where TensorFlow may not be installed
+and is never imported.
 """
 
+import importlib.util
 import os
 import sys
+
+import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf
+_TENSORFLOW_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+if _TENSORFLOW_BACKEND and importlib.util.find_spec("tensorflow") is not None:
+    import tensorflow as tf
 
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-
-import pytest  # noqa: E402
+    _cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# CI stage: sm3_tf.SM3 on the JAX and PyTorch backends of Keras 3, each in its own venv, on CPU.
+#
+#   bash tools/backends_ci.sh            # both backends
+#   bash tools/backends_ci.sh jax        # one of them
+#
+# Per backend: a venv in .venv-backends/<backend> (kept between runs, rebuilt when setup.py is
+# newer), the package installed from this tree with the backend's extra and WITHOUT TensorFlow
+# (SM3_TF_TENSORFLOW_REQUIREMENT='': a JAX or PyTorch user has none), and pytest; then
+# `KERAS_BACKEND=<backend> pytest tests/backends`. pip's cache is reused; nothing is CUDA.
+#
+# PyTorch: `torch==2.13.0` is the CPU build on this CI machine's disk (pip's find-links). Elsewhere
+# set SM3_TF_TORCH_REQUIREMENT and, for the CPU wheel, PIP_EXTRA_INDEX_URL to PyTorch's CPU index.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python="${PYTHON:-python3}"
+if [ "$#" -gt 0 ]; then backends=("$@"); else backends=(jax torch); fi
+
+for backend in "${backends[@]}"; do
+  case "$backend" in
+    jax | torch) ;;
+    *) echo "backends_ci: unknown backend '$backend' (jax or torch)" >&2; exit 2 ;;
+  esac
+  venv=".venv-backends/$backend"
+  stamp="$venv/.installed-stamp"
+  if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+    echo "backends_ci: setting up $venv" >&2
+    rm -rf "$venv"
+    "$python" -m venv "$venv"
+    if [ "$backend" = torch ]; then
+      "$venv/bin/python" -m pip install --quiet "${SM3_TF_TORCH_REQUIREMENT:-torch==2.13.0}"
+    fi
+    SM3_TF_TENSORFLOW_REQUIREMENT='' "$venv/bin/python" -m pip install --quiet -e ".[$backend]" pytest
+    touch "$stamp"
+  fi
+  if "$venv/bin/python" -c "import tensorflow" >/dev/null 2>&1; then
+    echo "backends_ci: $venv has TensorFlow; the $backend stage must run without it" >&2
+    exit 1
+  fi
+  echo "=== Keras backend: $backend ===" >&2
+  status=0
+  KERAS_BACKEND="$backend" "$venv/bin/python" -m pytest tests/backends -q -p no:cacheprovider \
+    --durations=5 || status=$?
+  if [ "$status" -eq 5 ]; then
+    echo "backends_ci: pytest collected no tests for $backend" >&2
+    exit 1
+  fi
+  if [ "$status" -ne 0 ]; then exit "$status"; fi
+done
