@@ -1,7 +1,8 @@
-"""Optimizer memory: state bytes on three models' shapes, and the peak RSS of a transformer_big
-step.
+"""Optimizer memory: state bytes on three models' shapes, the peak RSS of a transformer_big step,
+and the peak RSS of a transformer_small step on each Keras backend.
 
     python benchmarks/bench_memory.py [--batch_tokens=2048] [--length=64] [--skip_rss]
+    python benchmarks/bench_memory.py --only_backends    # part 3 alone; parts 1-2 kept
 
 Part 1 (state): for the parameter shapes of transformer_big (32k vocabulary), transformer_base
 and BERT-Large (`model_shapes.py`), creates real variables of those shapes, builds each optimizer
@@ -15,14 +16,24 @@ model-only process (forward and backward, no optimizer) gives the baseline, so t
 share is the difference. SM3 is measured with its fused kernel and, separately, with the
 TF-ops step (same state, different temporaries).
 
-Prints both tables, writes docs/memory_state.png, docs/memory_rss.png and docs/results/memory.*.
+Part 3 (per Keras backend, `bench_memory_backends.py`): one process per backend and optimizer
+runs one training step of transformer_small built in backend-neutral Keras, on TensorFlow, JAX
+and PyTorch (`--skip_backends` leaves it out; `--only_backends` runs it alone and keeps parts 1
+and 2 from the last docs/results/memory.json, saying so).
+
+Prints the tables, writes docs/memory_state.png, docs/memory_rss.png and docs/results/memory.*.
 """
 
 import argparse
+import datetime
 import gc
+import json
 import multiprocessing
+import os
+import re
 from concurrent import futures
 
+import bench_memory_backends
 import docs_output
 import optimizer_variants
 import rss_probe
@@ -235,8 +246,25 @@ def plot_rss(probes, path):
     plt.close(fig)
 
 
-def run(batch_tokens=2048, length=64, vocab=32768, skip_rss=False, hparams_set="transformer_big"):
-    """Both parts; prints the tables and writes the docs files. Returns the raw results."""
+def run(
+    batch_tokens=2048,
+    length=64,
+    vocab=32768,
+    skip_rss=False,
+    hparams_set="transformer_big",
+    backends=True,
+    backend_pythons=None,
+    only_backends=False,
+):
+    """The parts asked for; prints the tables and writes the docs files. Returns the raw results.
+
+    Args:
+      backends: run part 3 (a transformer_small step per Keras backend).
+      backend_pythons: {backend: Python} for part 3 (default: `bench_memory_backends`'s).
+      only_backends: run part 3 alone; parts 1 and 2 are carried over from memory.json.
+    """
+    if only_backends:
+        return _run_backends_only(batch_tokens, length, vocab, backend_pythons)
     stopwatch = docs_output.Stopwatch()
     state = {}
     for model, shapes in model_shape_lists(vocab).items():
@@ -257,8 +285,71 @@ def run(batch_tokens=2048, length=64, vocab=32768, skip_rss=False, hparams_set="
             )
         )
         raw["rss"] = probes
+    raw["generated"] = _now()
+    if backends:
+        tables.append(_backends_part(raw, batch_tokens, length, vocab, backend_pythons))
     docs_output.publish("memory", "Optimizer memory", tables, raw, stopwatch, figures)
     return raw
+
+
+def _now():
+    return datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+
+
+def _backends_part(raw, batch_tokens, length, vocab, backend_pythons):
+    """Runs part 3 into raw["backends"]; returns its (caption, table)."""
+    pythons = backend_pythons or bench_memory_backends.default_pythons()
+    results, missing = bench_memory_backends.measure(pythons, vocab, batch_tokens, length)
+    raw["backends"] = {"results": results, "missing": missing, "generated": _now()}
+    caption = bench_memory_backends.caption(results, missing, vocab, batch_tokens)
+    return caption, bench_memory_backends.table(results)
+
+
+def _run_backends_only(batch_tokens, length, vocab, backend_pythons):
+    """Part 3 alone; parts 1 and 2 are the last full run's, from docs/results/memory.json."""
+    stopwatch = docs_output.Stopwatch()
+    with open(os.path.join(docs_output.RESULTS_DIR, "memory.json"), encoding="utf-8") as f:
+        raw = json.load(f)
+    state = {m: (entry["bytes"], entry["params"]) for m, entry in raw["state"].items()}
+    kept = raw.get("generated") or _generated_date_of_markdown() or "an earlier run"
+    raw["generated"] = kept
+    tables = [
+        (
+            f"Optimizer state, counted from built optimizers' variables (kept from {kept}):",
+            state_table({m: state[m] for m in _models_in_order(state, vocab)}),
+        )
+    ]
+    if raw.get("rss"):
+        first = next(p for p in raw["rss"].values() if p)
+        tables.append(
+            (
+                f"Peak RSS of one {first['hparams_set']} training step ({first['batch_tokens']} "
+                f"tokens, {first['length']}-token sentences), one process each (kept from "
+                f"{kept}):",
+                rss_table(raw["rss"]),
+            )
+        )
+    tables.append(_backends_part(raw, batch_tokens, length, vocab, backend_pythons))
+    notes = [f"Parts 1 and 2 were measured on {kept}; only the per-backend table is new."]
+    docs_output.publish("memory", "Optimizer memory", tables, raw, stopwatch, notes)
+    return raw
+
+
+def _generated_date_of_markdown():
+    """The date in memory.md's "Generated by `...` on DATE." line (files from before memory.json
+    recorded it), or None."""
+    try:
+        with open(os.path.join(docs_output.RESULTS_DIR, "memory.md"), encoding="utf-8") as f:
+            match = re.search(r"^Generated by `.*` on (.+)\.$", f.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
+def _models_in_order(state, vocab):
+    """The models of a reloaded state dict in the tables' order (JSON sorts its keys)."""
+    order = [m for m in model_shape_lists(vocab) if m in state]
+    return order + [m for m in state if m not in order]
 
 
 def main():
@@ -276,9 +367,36 @@ def main():
         default="transformer_big",
         help="the Transformer whose training step the RSS probes run",
     )
-    parser.add_argument("--skip_rss", action="store_true", help="only count the state")
+    parser.add_argument("--skip_rss", action="store_true", help="leave out part 2")
+    parser.add_argument(
+        "--skip_backends", action="store_true", help="leave out part 3 (per Keras backend)"
+    )
+    parser.add_argument(
+        "--only_backends",
+        action="store_true",
+        help="run part 3 alone, keeping parts 1 and 2 of docs/results/memory.json",
+    )
+    parser.add_argument(
+        "--backend_python",
+        action="append",
+        metavar="NAME=PATH",
+        help="the Python of Keras backend NAME (tensorflow, jax, torch) for part 3",
+    )
     args = parser.parse_args()
-    run(args.batch_tokens, args.length, args.vocab, args.skip_rss, args.hparams_set)
+    try:
+        pythons = bench_memory_backends.parse_pythons(args.backend_python)
+    except ValueError as error:
+        parser.error(str(error))
+    run(
+        args.batch_tokens,
+        args.length,
+        args.vocab,
+        args.skip_rss,
+        args.hparams_set,
+        backends=not args.skip_backends,
+        backend_pythons=pythons,
+        only_backends=args.only_backends,
+    )
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ from backend_support import (
     SHAPES,
     TOLERANCE,
     as_numpy,
-    gradients,
     jit_modes,
     reference_weights,
     run_steps,
 )
+from seeded_inputs import gradients
 
 STEPS = 3
 MOMENTA = [dict(momentum=0.0), dict(momentum=0.9), dict(momentum=0.9, momentum_dtype="bfloat16")]
