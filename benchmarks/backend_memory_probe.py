@@ -1,6 +1,6 @@
 """Peak resident memory of one transformer_small training step on this process's Keras backend.
 
-    KERAS_BACKEND=jax python benchmarks/backend_memory_probe.py --optimizer=sm3 --vocab=32768
+    KERAS_BACKEND=jax python -m benchmarks.backend_memory_probe --optimizer=sm3 --vocab=32768
 
 The T2T Transformer of `models/sm3_t2t` is TensorFlow code, so this builds the same
 transformer_small in backend-neutral Keras (pre-norm, shared input/target/softmax embedding,
@@ -12,20 +12,25 @@ usual mode: XLA-compiled on JAX (`jit_compile=True`), a tf.function on TensorFlo
 fused kernel), eager on PyTorch (`jit_compile="auto"` is eager there). Prints one JSON line (the
 `rss_probe.RESULT_PREFIX` protocol) with the peak RSS (VmHWM) of the process.
 
-`--optimizer`: a name of `optimizer_variants.py`, or "sgd" (plain SGD, no state: the baseline).
+`--optimizer`: a name of `benchmarks/roster.py`, or "sgd" (plain SGD, no state: the baseline).
+Only Keras, the backend's own framework and `sm3_tf` are imported: no TensorFlow off its backend.
 """
 
 import argparse
+import importlib
 import json
 import math
 import time
 
 import keras
 import numpy as np
-import rss_probe
 from keras import ops
 
+from benchmarks import model_shapes, roster, rss_probe
+
 HIDDEN, FILTER, HEADS, LAYERS = 256, 1024, 4, 2  # transformer_small
+# Keras's train_on_batch needs an optimizer: plain SGD, which keeps no state, is the baseline.
+BASELINE = "sgd"
 JIT_COMPILE = {"jax": True, "tensorflow": False, "torch": False}
 
 
@@ -108,8 +113,6 @@ def build_transformer(vocab, length):
 
 def check_shapes(model, vocab):
     """The model's trainable shapes must be transformer_small's, as `model_shapes` lists them."""
-    import model_shapes
-
     expected = model_shapes.transformer_shapes(vocab, HIDDEN, FILTER, LAYERS, LAYERS)
     actual = sorted(tuple(v.shape) for v in model.trainable_variables)
     if actual != sorted(shape for _, shape in expected):
@@ -118,11 +121,13 @@ def check_shapes(model, vocab):
 
 
 def make_optimizer(name):
-    if name == "sgd":
-        return keras.optimizers.SGD()
-    import optimizer_variants
+    return keras.optimizers.SGD() if name == BASELINE else roster.make(name)
 
-    return optimizer_variants.make(name)
+
+def library_versions(backend):
+    """{"keras": version, <backend>: version} of this process; the backend's framework (tensorflow,
+    jax, torch), whose module has the backend's name, Keras has already imported."""
+    return {"keras": keras.__version__, backend: importlib.import_module(backend).__version__}
 
 
 def measure(optimizer_name, vocab, batch_tokens, length, seed=1):
@@ -163,6 +168,7 @@ def measure(optimizer_name, vocab, batch_tokens, length, seed=1):
         "first_step_seconds": seconds,
         "loss": float(np.asarray(loss)),
         "sm3_path": sm3_path,
+        "versions": library_versions(backend),
     }
 
 

@@ -1,19 +1,20 @@
 """Optimizer memory: state bytes on three models' shapes, the peak RSS of a transformer_big step,
 and the peak RSS of a transformer_small step on each Keras backend.
 
-    python benchmarks/bench_memory.py [--batch_tokens=2048] [--length=64] [--skip_rss]
-    python benchmarks/bench_memory.py --only_backends    # part 3 alone; parts 1-2 kept
+    python -m benchmarks.bench_memory [--batch_tokens=2048] [--length=64] [--skip_rss]
+    python -m benchmarks.bench_memory --only_backends   # part 3 alone; parts 1-2 kept
+    python -m benchmarks.bench_memory --replot          # the figures again, from the saved JSON
 
 Part 1 (state): for the parameter shapes of transformer_big (32k vocabulary), transformer_base
 and BERT-Large (`model_shapes.py`), creates real variables of those shapes, builds each optimizer
-of `optimizer_variants.py` on them and counts the bytes of the optimizer's own variables
+of `benchmarks.roster` on them and counts the bytes of the optimizer's own variables
 (`sm3_tf.memory.state_bytes`, step counters excluded). One process per model, one optimizer at a
 time, freed before the next.
 
-Part 2 (peak RSS): one subprocess per optimizer (`rss_probe.py`) runs one training step of the real
-transformer_big Transformer on `--batch_tokens` tokens and reports its peak resident memory; a
-model-only process (forward and backward, no optimizer) gives the baseline, so the optimizer's
-share is the difference. SM3 is measured with its fused kernel and, separately, with the
+Part 2 (peak RSS): one subprocess per optimizer (`benchmarks.rss_probe`) runs one training step of
+the real transformer_big Transformer on `--batch_tokens` tokens and reports its peak resident
+memory; a model-only process (forward and backward, no optimizer) gives the baseline, so the
+optimizer's share is the difference. SM3 is measured with its fused kernel and, separately, with the
 TF-ops step (same state, different temporaries).
 
 Part 3 (per Keras backend, `bench_memory_backends.py`): one process per backend and optimizer
@@ -25,18 +26,13 @@ Prints the tables, writes docs/memory_state.png, docs/memory_rss.png and docs/re
 """
 
 import argparse
-import datetime
 import gc
-import json
 import multiprocessing
 import os
 import re
 from concurrent import futures
 
-import bench_memory_backends
-import docs_output
-import optimizer_variants
-import rss_probe
+from benchmarks import bench_memory_backends, docs_output, model_shapes, roster, rss_probe
 
 GIB = 2**30
 MIB = 2**20
@@ -44,8 +40,6 @@ MIB = 2**20
 
 def model_shape_lists(vocab):
     """{model name: list of parameter shapes}, from the shared `model_shapes.py`."""
-    import model_shapes
-
     lists = {
         f"transformer_big ({vocab // 1024}k vocab)": model_shapes.transformer_big_shapes(
             vocab=vocab
@@ -80,8 +74,8 @@ def count_state(shapes):
         for i, shape in enumerate(shapes)
     ]
     counts = {}
-    for name in optimizer_variants.names():
-        optimizer = optimizer_variants.make(name)
+    for name in roster.names():
+        optimizer = roster.make(name)
         optimizer.build(variables)
         counts[name] = memory.state_bytes(optimizer)
         del optimizer
@@ -106,7 +100,7 @@ def state_table(results):
             rows.append(
                 [
                     model,
-                    optimizer_variants.label(name),
+                    roster.label(name),
                     f"{params / 1e6:.1f}M",
                     _format_size(size),
                     f"{size / params:.3f}",
@@ -126,13 +120,13 @@ def plot_state(results, path):
     """Grouped bars: state GiB per model, one bar per optimizer, each labelled."""
     plt = docs_output.pyplot()
     models = list(results)
-    names = optimizer_variants.names()
+    names = roster.names()
     width = 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(10, 4.8))
     for i, name in enumerate(names):
         xs = [m + (i - (len(names) - 1) / 2) * width for m in range(len(models))]
         values = [results[model][0][name] / GIB for model in models]
-        bars = ax.bar(xs, values, width, label=optimizer_variants.label(name))
+        bars = ax.bar(xs, values, width, label=roster.label(name), color=roster.color(name))
         for bar, value in zip(bars, values):
             text = f"{value:.2f}" if value >= 0.01 else f"{value * 1024:.1f} MiB"
             ax.annotate(
@@ -159,7 +153,7 @@ def plot_state(results, path):
 def measure_rss(batch_tokens, length, vocab, hparams_set):
     """{name: probe result} for the model-only baseline and every optimizer."""
     results = {}
-    for name in [optimizer_variants.MODEL_ONLY] + optimizer_variants.names(with_tf_ops=True):
+    for name in [roster.MODEL_ONLY] + roster.names(with_tf_ops=True):
         print(f"  peak RSS: {name} ...", flush=True)
         results[name] = rss_probe.run_probe(
             name, hparams_set=hparams_set, vocab=vocab, batch_tokens=batch_tokens, length=length
@@ -169,24 +163,24 @@ def measure_rss(batch_tokens, length, vocab, hparams_set):
 
 def _in_table_order(probes):
     """`probes` ordered as the tables are (a reloaded JSON file has its keys sorted)."""
-    order = [optimizer_variants.MODEL_ONLY] + optimizer_variants.names(with_tf_ops=True)
+    order = [roster.MODEL_ONLY] + roster.names(with_tf_ops=True)
     return {name: probes[name] for name in order if name in probes}
 
 
 def rss_table(probes):
     probes = _in_table_order(probes)
-    base = probes[optimizer_variants.MODEL_ONLY]
+    base = probes[roster.MODEL_ONLY]
     adam_extra = probes["adam"]["peak_rss"] - base["peak_rss"] if probes.get("adam") else None
     rows = []
     for name, probe in probes.items():
         if probe is None:
-            rows.append([optimizer_variants.label(name), "failed", "", "", "", "", ""])
+            rows.append([roster.label(name), "failed", "", "", "", "", ""])
             continue
         extra = probe["peak_rss"] - base["peak_rss"]
-        is_base = name == optimizer_variants.MODEL_ONLY
+        is_base = name == roster.MODEL_ONLY
         rows.append(
             [
-                optimizer_variants.label(name),
+                roster.label(name),
                 _format_size(probe["state_bytes"]),
                 f"{probe['peak_rss'] / GIB:.2f} GiB",
                 "" if is_base else f"{extra / GIB:+.2f} GiB",
@@ -203,24 +197,28 @@ def rss_table(probes):
 
 
 def plot_rss(probes, path):
-    """Stacked bars: model-only peak, then the optimizer's state, then its other step transients."""
+    """Stacked bars: model-only peak, then the optimizer's state (solid, in the optimizer's colour),
+    then its other step transients (hatched, same colour)."""
     plt = docs_output.pyplot()
     probes = _in_table_order(probes)
-    base = probes[optimizer_variants.MODEL_ONLY]["peak_rss"] / GIB
+    base = probes[roster.MODEL_ONLY]["peak_rss"] / GIB
     names = [n for n in probes if probes[n] is not None]
     fig, ax = plt.subplots(figsize=(9, 5.4))
     for i, name in enumerate(names):
         probe = probes[name]
         total = probe["peak_rss"] / GIB
         state = min(probe["state_bytes"] / GIB, max(total - base, 0))
-        ax.barh(i, base, color="0.75", label="model-only step peak" if i == 0 else None)
-        ax.barh(i, state, left=base, color="tab:red", label="optimizer state" if i == 0 else None)
+        color = roster.color(name)
+        ax.barh(i, base, color="0.85", label="model-only step peak" if i == 0 else None)
+        ax.barh(i, state, left=base, color=color)
         ax.barh(
             i,
             max(total - base - state, 0),
             left=base + state,
-            color="tab:orange",
-            label="other optimizer-step memory" if i == 0 else None,
+            color=color,
+            alpha=0.35,
+            hatch="///",
+            edgecolor=color,
         )
         ax.annotate(
             f"{total:.2f} GiB",
@@ -231,7 +229,7 @@ def plot_rss(probes, path):
             fontsize=8,
         )
     ax.set_yticks(range(len(names)))
-    ax.set_yticklabels([optimizer_variants.label(n) for n in names])
+    ax.set_yticklabels([roster.label(n) for n in names])
     ax.invert_yaxis()
     first = probes[names[0]]
     ax.set_xlabel("peak resident memory of the process (GiB)")
@@ -240,7 +238,20 @@ def plot_rss(probes, path):
         f"{first['batch_tokens']} tokens, CPU"
     )
     ax.set_xlim(0, max(p["peak_rss"] for p in probes.values() if p) / GIB * 1.18)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    from matplotlib.patches import Patch
+
+    legend = [
+        Patch(color="0.85", label="model-only step peak"),
+        Patch(color="0.3", label="optimizer state (solid, the optimizer's colour)"),
+        Patch(
+            facecolor="0.3",
+            alpha=0.35,
+            hatch="///",
+            edgecolor="0.3",
+            label="other optimizer-step memory (hatched)",
+        ),
+    ]
+    ax.legend(handles=legend, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -261,7 +272,8 @@ def run(
     Args:
       backends: run part 3 (a transformer_small step per Keras backend).
       backend_pythons: {backend: Python} for part 3 (default: `bench_memory_backends`'s).
-      only_backends: run part 3 alone; parts 1 and 2 are carried over from memory.json.
+      only_backends: run part 3 alone; parts 1 and 2 are carried over from memory.json, with the
+        record of the run that measured them.
     """
     if only_backends:
         return _run_backends_only(batch_tokens, length, vocab, backend_pythons)
@@ -273,7 +285,7 @@ def run(
     plot_state(state, docs_output.figure_path("memory_state"))
     tables = [("Optimizer state, counted from built optimizers' variables:", state_table(state))]
     figures = ["Figures: docs/memory_state.png" + ("" if skip_rss else ", docs/memory_rss.png")]
-    raw = {"state": {m: {"bytes": c, "params": p} for m, (c, p) in state.items()}}
+    raw = {"vocab": vocab, "state": {m: {"bytes": c, "params": p} for m, (c, p) in state.items()}}
     if not skip_rss:
         probes = measure_rss(batch_tokens, length, vocab, hparams_set)
         plot_rss(probes, docs_output.figure_path("memory_rss"))
@@ -285,38 +297,38 @@ def run(
             )
         )
         raw["rss"] = probes
-    raw["generated"] = _now()
     if backends:
         tables.append(_backends_part(raw, batch_tokens, length, vocab, backend_pythons))
     docs_output.publish("memory", "Optimizer memory", tables, raw, stopwatch, figures)
     return raw
 
 
-def _now():
-    return datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-
-
 def _backends_part(raw, batch_tokens, length, vocab, backend_pythons):
     """Runs part 3 into raw["backends"]; returns its (caption, table)."""
     pythons = backend_pythons or bench_memory_backends.default_pythons()
     results, missing = bench_memory_backends.measure(pythons, vocab, batch_tokens, length)
-    raw["backends"] = {"results": results, "missing": missing, "generated": _now()}
+    raw["backends"] = {"results": results, "missing": missing}
     caption = bench_memory_backends.caption(results, missing, vocab, batch_tokens)
     return caption, bench_memory_backends.table(results)
 
 
+# Parts 1 and 2 of a run with --only_backends: the keys of memory.json they are made of.
+KEPT_PARTS = ("vocab", "state", "rss")
+
+
 def _run_backends_only(batch_tokens, length, vocab, backend_pythons):
-    """Part 3 alone; parts 1 and 2 are the last full run's, from docs/results/memory.json."""
+    """Part 3 alone; parts 1 and 2 are the last full run's, from docs/results/memory.json, kept
+    with its provenance (raw["kept"]) while the file's own provenance becomes this run's."""
     stopwatch = docs_output.Stopwatch()
-    with open(os.path.join(docs_output.RESULTS_DIR, "memory.json"), encoding="utf-8") as f:
-        raw = json.load(f)
-    state = {m: (entry["bytes"], entry["params"]) for m, entry in raw["state"].items()}
-    kept = raw.get("generated") or _generated_date_of_markdown() or "an earlier run"
-    raw["generated"] = kept
+    saved = docs_output.read_results("memory", with_provenance=True)
+    kept = saved.get("kept") or _kept_record(saved.get(docs_output.PROVENANCE_KEY, {}))
+    raw = {key: saved[key] for key in KEPT_PARTS if key in saved}
+    raw["kept"] = kept
+    when = kept["provenance"]["generated"]
     tables = [
         (
-            f"Optimizer state, counted from built optimizers' variables (kept from {kept}):",
-            state_table({m: state[m] for m in _models_in_order(state, vocab)}),
+            f"Optimizer state, counted from built optimizers' variables (kept from {when}):",
+            state_table(_saved_state(raw)),
         )
     ]
     if raw.get("rss"):
@@ -325,31 +337,79 @@ def _run_backends_only(batch_tokens, length, vocab, backend_pythons):
             (
                 f"Peak RSS of one {first['hparams_set']} training step ({first['batch_tokens']} "
                 f"tokens, {first['length']}-token sentences), one process each (kept from "
-                f"{kept}):",
+                f"{when}):",
                 rss_table(raw["rss"]),
             )
         )
     tables.append(_backends_part(raw, batch_tokens, length, vocab, backend_pythons))
-    notes = [f"Parts 1 and 2 were measured on {kept}; only the per-backend table is new."]
-    docs_output.publish("memory", "Optimizer memory", tables, raw, stopwatch, notes)
+    docs_output.publish("memory", "Optimizer memory", tables, raw, stopwatch, kept_notes(kept))
     return raw
 
 
-def _generated_date_of_markdown():
-    """The date in memory.md's "Generated by `...` on DATE." line (files from before memory.json
-    recorded it), or None."""
+def kept_notes(kept):
+    """The lines saying which run measured the parts an --only_backends run carried over."""
+    info = kept["provenance"]
+    return [
+        f"The first two tables (parts 1 and 2) were generated by `{info['command']}` on "
+        f"{info['generated']}; only the per-backend table is new (the header's run). Parts 1 "
+        f"and 2:",
+        "",
+        docs_output.provenance_line(info),
+        "",
+        f"Machine: {info['machine']}.",
+    ]
+
+
+def _kept_record(provenance):
+    """raw["kept"] for the parts of a file about to be carried over: their run's provenance, with
+    its command, date and machine (from memory.md's header where the JSON lacks them)."""
+    info = dict(provenance)
+    for key, value in _markdown_header().items():
+        info.setdefault(key, value)
+    return {"parts": [key for key in KEPT_PARTS if key != "vocab"], "provenance": info}
+
+
+def _markdown_header():
+    """{"command", "generated", "machine"} from memory.md's header lines ("?" where missing)."""
     try:
         with open(os.path.join(docs_output.RESULTS_DIR, "memory.md"), encoding="utf-8") as f:
-            match = re.search(r"^Generated by `.*` on (.+)\.$", f.read(), re.MULTILINE)
+            text = f.read()
     except OSError:
-        return None
-    return match.group(1) if match else None
+        text = ""
+    generated = re.search(r"^Generated by `(.*)` on (.+)\.$", text, re.MULTILINE)
+    machine = re.search(r"^Machine: (.+)\.$", text, re.MULTILINE)
+    return {
+        "command": generated.group(1) if generated else "?",
+        "generated": generated.group(2) if generated else "?",
+        "machine": machine.group(1) if machine else "?",
+    }
 
 
-def _models_in_order(state, vocab):
-    """The models of a reloaded state dict in the tables' order (JSON sorts its keys)."""
-    order = [m for m in model_shape_lists(vocab) if m in state]
-    return order + [m for m in state if m not in order]
+def _saved_state(raw):
+    """{model: (counts, params)} of saved results, models and optimizers in the order they were
+    measured (a reloaded JSON file has its keys sorted)."""
+    measured = list(model_shape_lists(raw.get("vocab", 32768)))
+    order = [m for m in measured if m in raw["state"]] + sorted(set(raw["state"]) - set(measured))
+    state = {}
+    for model in order:
+        counts = raw["state"][model]["bytes"]
+        state[model] = (
+            {n: counts[n] for n in roster.names() if n in counts},
+            raw["state"][model]["params"],
+        )
+    return state
+
+
+def replot():
+    """Draws docs/memory_state.png and docs/memory_rss.png again from docs/results/memory.json."""
+    raw = docs_output.read_results("memory")
+    state = _saved_state(raw)
+    plot_state(state, docs_output.figure_path("memory_state"))
+    written = ["docs/memory_state.png"]
+    if "rss" in raw:
+        plot_rss(raw["rss"], docs_output.figure_path("memory_rss"))
+        written.append("docs/memory_rss.png")
+    print(f"wrote {' and '.join(written)} from docs/results/memory.json")
 
 
 def main():
@@ -382,7 +442,15 @@ def main():
         metavar="NAME=PATH",
         help="the Python of Keras backend NAME (tensorflow, jax, torch) for part 3",
     )
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="only draw the figures again, from docs/results/memory.json (measures nothing)",
+    )
     args = parser.parse_args()
+    if args.replot:
+        replot()
+        return
     try:
         pythons = bench_memory_backends.parse_pythons(args.backend_python)
     except ValueError as error:

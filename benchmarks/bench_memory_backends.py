@@ -1,26 +1,24 @@
 """Part 3 of bench_memory.py: the peak memory of one transformer_small training step per Keras
 backend (TensorFlow, JAX, PyTorch), for SGD (no state: the baseline), Adam and SM3.
 
-One process per (backend, optimizer): `backend_memory_probe.py`, run by that backend's Python with
-KERAS_BACKEND set. TensorFlow runs with this interpreter; JAX and PyTorch with the venvs that
-`tools/backends_ci.sh` makes (.venv-backends/<backend>, no TensorFlow in them), or the Pythons
-given as `--backend_python NAME=PATH`. A backend without a Python is left out of the table, with
-the reason.
+One process per (backend, optimizer): `python -m benchmarks.backend_memory_probe`, run from the
+repository root by that backend's Python with KERAS_BACKEND set. TensorFlow runs with this
+interpreter; JAX and PyTorch with the venvs that `tools/backends_ci.sh` makes
+(.venv-backends/<backend>, this checkout installed in editable mode, no TensorFlow in them), or
+the Pythons given as `--backend_python NAME=PATH`. A backend without a Python is left out of the
+table, with the reason. The optimizers are `benchmarks.roster`'s, plus plain SGD as the baseline.
 """
 
 import json
 import os
 import statistics
-import subprocess
 import sys
 
-import docs_output
-import optimizer_variants
-import rss_probe
-import source_tree
+from benchmarks import docs_output, processes, roster, rss_probe
+from benchmarks.backend_memory_probe import BASELINE
 
 BACKENDS = ("tensorflow", "jax", "torch")
-OPTIMIZERS = ("sgd", "adam", "sm3", "sm3_nomom")
+OPTIMIZERS = (BASELINE, "adam", "sm3", "sm3_nomom")
 GIB, MIB = 2**30, 2**20
 
 
@@ -28,7 +26,7 @@ def default_pythons():
     """{backend: Python}: this one for TensorFlow, tools/backends_ci.sh's venvs for the others."""
     pythons = {"tensorflow": sys.executable}
     for backend in ("jax", "torch"):
-        venv = os.path.join(source_tree.ROOT, ".venv-backends", backend)
+        venv = os.path.join(processes.ROOT, ".venv-backends", backend)
         pythons[backend] = os.path.join(venv, "bin", "python")
     return pythons
 
@@ -47,16 +45,15 @@ def parse_pythons(specs):
 
 
 def _probe(python, backend, optimizer, vocab, batch_tokens, length):
-    command = [
-        python,
-        os.path.join(source_tree.BENCHMARKS_DIR, "backend_memory_probe.py"),
+    done = processes.run_module(
+        "backend_memory_probe",
         f"--optimizer={optimizer}",
         f"--vocab={vocab}",
         f"--batch_tokens={batch_tokens}",
         f"--length={length}",
-    ]
-    env = dict(source_tree.subprocess_env(), KERAS_BACKEND=backend)
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        python=python,
+        env_updates={"KERAS_BACKEND": backend},
+    )
     for line in done.stdout.splitlines():
         if line.startswith(rss_probe.RESULT_PREFIX):
             return json.loads(line[len(rss_probe.RESULT_PREFIX) :])
@@ -90,7 +87,7 @@ def measure(pythons, vocab=32768, batch_tokens=2048, length=64, repeats=3):
 
 
 def _label(optimizer):
-    return "SGD (no state)" if optimizer == "sgd" else optimizer_variants.label(optimizer)
+    return "SGD (no state)" if optimizer == BASELINE else roster.label(optimizer)
 
 
 def _size(size):
@@ -98,9 +95,9 @@ def _size(size):
 
 
 def _row(backend, optimizer, runs, medians):
-    base, adam = medians.get("sgd"), medians.get("adam")
+    base, adam = medians.get(BASELINE), medians.get("adam")
     peaks = [run["peak_rss"] for run in runs]
-    extra = medians[optimizer] - base if base is not None and optimizer != "sgd" else None
+    extra = medians[optimizer] - base if base is not None and optimizer != BASELINE else None
     adam_extra = adam - base if base is not None and adam is not None else None
     return [
         backend,
@@ -150,6 +147,22 @@ def caption(results, missing, vocab, batch_tokens):
         if params
         else "Peak RSS of one transformer_small training step per Keras backend: no probe ran."
     )
+    libraries = versions(results)
+    if libraries:
+        text += "\n\nVersions: " + "; ".join(f"{b}: {v}" for b, v in libraries.items()) + "."
     for backend, why in missing.items():
         text += f"\n\n{backend}: not measured, {why}."
     return text
+
+
+def versions(results):
+    """{backend: "its framework and Keras versions"}, as its probes reported them (each backend
+    runs with its own Python and libraries)."""
+    found = {}
+    for backend, probes in results.items():
+        reported = next(
+            (r["versions"] for runs in probes.values() for r in runs if "versions" in r), None
+        )
+        if reported:
+            found[backend] = ", ".join(f"{name} {version}" for name, version in reported.items())
+    return found

@@ -79,6 +79,12 @@ class HyperParameters:
         step.check_fused, "None: fused kernel when it can run; True: required; False: TF ops."
     )
 
+    @classmethod
+    def checked_hyperparameters(cls, **values):
+        """`values` (name -> argument) validated as an assignment would validate them, for a
+        constructor to call before its base class creates any variable."""
+        return {name: getattr(cls, name)._check(value) for name, value in values.items()}
+
     def _set_hyperparameters(self, **values):
         self._sm3_built_with = None
         for name, value in values.items():

@@ -10,7 +10,7 @@ import importlib
 
 import keras
 
-from sm3_tf import covers, hyperparameters, ops_step, step, step_config
+from sm3_tf import covers, fallbacks, hyperparameters, ops_step, step, step_config
 
 
 @keras.saving.register_keras_serializable(package="sm3_tf")
@@ -155,6 +155,7 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
             **kwargs,
         )
         self._set_hyperparameters(**arguments)
+        self._fallbacks = fallbacks.FallbackReport(self.name)
 
     @property
     def learning_rate(self):
@@ -247,6 +248,13 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
         if not self.skip_nonfinite:
             super()._apply_weight_decay(variables)
         # else: applied inside the guarded step, with the SM3 step or not at all
+
+    def apply(self, grads, trainable_variables=None):
+        result = super().apply(grads, trainable_variables)
+        # Once every variable's path is known: one warning, if any variable left the fused kernel
+        # (recorded by `tf_backend`; the keras.ops step of the other backends records nothing).
+        self._fallbacks.flush()
+        return result
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if not self.skip_nonfinite:

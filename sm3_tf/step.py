@@ -90,18 +90,23 @@ def path(fused, var, config):
     return StepPath(XLA if in_xla_context() else TF_OPS, reason)
 
 
-def select(fused, var, config):
+def select(fused, var, config, report=None):
     """Returns the module (`fused_step` or `tf_step`) that performs this variable's step.
 
     Args:
       fused: None = the kernel when it can run, True = the kernel or an error, False = TF ops.
       var: the variable being updated.
       config: its `StepConfig`.
+      report: the optimizer's `fallbacks.FallbackReport`, told which path `var` takes (not under
+        XLA, whose path is the TF ops by design, nor with fused=False, which asked for them).
 
     Raises:
       RuntimeError: `fused=True` and the kernel cannot run, saying why.
     """
-    if path(fused, var, config).kind != FUSED:
+    chosen = path(fused, var, config)
+    if report is not None and fused is not False and chosen.kind != XLA:
+        report.record(var, chosen.reason)
+    if chosen.kind != FUSED:
         from sm3_tf import tf_step
 
         return tf_step

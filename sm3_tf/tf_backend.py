@@ -2,9 +2,11 @@
 
 The optimizer (`sm3_tf.sm3`) finds a variable's slots; this module hands them, as tf.Variables, to
 the implementation `sm3_tf.step` picks (the fused C++ kernel, or `tf_step` under XLA and as the
-fallback), dense or row-sparse (`tf.IndexedSlices`, as Keras gives for `Embedding`). It also owns
-what only TensorFlow has: slot placement under `tf.distribute`, and `skip_nonfinite` as one
-`tf.cond` per variable inside the strategy's update, decided after the all-reduce.
+fallback), dense or row-sparse (`tf.IndexedSlices`, as Keras gives for `Embedding`). Each choice
+is told to the optimizer's `fallbacks.FallbackReport`, which `SM3.apply` flushes: one warning if
+variables left the kernel. It also owns what only TensorFlow has: slot placement under
+`tf.distribute`, and `skip_nonfinite` as one `tf.cond` per variable inside the strategy's update,
+decided after the all-reduce.
 """
 
 import keras
@@ -39,7 +41,7 @@ def update_step(optimizer, gradient, variable, learning_rate):
     accumulators = [a.value for a in accumulators]
     buffer = buffer.value if buffer is not None else None
     config = optimizer.step_config()
-    implementation = step.select(optimizer.fused, variable, config)
+    implementation = step.select(optimizer.fused, variable, config, optimizer._fallbacks)
     lr = tf.cast(learning_rate, tf.float32)
     if isinstance(gradient, tf.IndexedSlices):
         return implementation.sparse_update(

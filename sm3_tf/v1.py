@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.training import optimizer as tf_optimizer
 
-from sm3_tf import covers, guards, step, step_config, tf_step
+from sm3_tf import covers, fallbacks, guards, step, step_config, tf_step
 
 NONFINITE_STEPS = "nonfinite_steps"
 
@@ -103,6 +103,7 @@ class SM3Optimizer(tf.compat.v1.train.Optimizer):
         self._momentum_dtype = momentum_dtype
         self._skip_nonfinite = skip_nonfinite
         self._fused = fused
+        self._fallbacks = fallbacks.FallbackReport(name)
         # Per-call state, set by apply_gradients / _prepare / _create_slots like the base class does
         # for its own tensors (`_learning_rate_tensor`).
         self._step_config = self._config
@@ -232,6 +233,7 @@ class SM3Optimizer(tf.compat.v1.train.Optimizer):
         return self._resource_apply_sparse_duplicate_indices(grad, handle, indices)
 
     def _finish(self, update_ops, name_scope):
+        self._fallbacks.flush()  # every variable's path is known now: one warning, if any
         if self._all_finite is not None:
             skipped = tf.cast(tf.logical_not(self._all_finite), tf.int64)
             update_ops = list(update_ops) + [
@@ -250,7 +252,8 @@ class SM3Optimizer(tf.compat.v1.train.Optimizer):
             for axis in range(len(covers.accumulator_shapes(var.shape)))
         ]
         buffer = self.get_slot(var, "momentum") if self._config.has_momentum else None
-        update = getattr(step.select(self._fused, var, self._step_config), update_name)
+        implementation = step.select(self._fused, var, self._step_config, self._fallbacks)
+        update = getattr(implementation, update_name)
 
         def run():
             # The step returns one op grouping all its writes, so a Session runs the whole step;

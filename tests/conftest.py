@@ -1,6 +1,8 @@
-"""Test-wide set-up: the numpy reference is importable, and the process has 2 logical CPUs.
+"""Test-wide set-up: the process has 2 logical CPUs.
 
-Two logical CPU devices let MirroredStrategy tests run on one machine; they must be configured
+The helpers here (`sm3_reference`, ...) are importable through pyproject.toml's pytest
+`pythonpath`, and `sm3_tf`/`sm3_t2t` through the editable install (`make setup`). Two logical CPU
+devices let MirroredStrategy tests run on one machine; they must be configured
 before TensorFlow initialises its devices, hence here, before any test module runs. The Keras
 backend tests (tests/backends) also run on JAX and PyTorch, where TensorFlow may not be installed
 and is never imported.
@@ -8,11 +10,9 @@ and is never imported.
 
 import importlib.util
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _TENSORFLOW_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"

@@ -1,13 +1,11 @@
 """sm3_tf.SM3 as a user of this process's Keras backend meets it: `compile`/`fit` with jit on and
 off, a custom training loop, `.keras` save and load that resumes bit for bit, what the backend
-cannot do said at construction, and (JAX) a train step that XLA compiles with no host callback.
+cannot do said at construction, and (JAX) a train step that XLA compiles with no host callback
+(without TensorFlow: test_without_tensorflow.py).
 Numbers are checked against the float64 numpy reference with the loss gradient worked out in numpy.
 """
 
 import os
-import subprocess
-import sys
-import textwrap
 
 import backend_support as support
 import keras
@@ -109,55 +107,6 @@ def test_a_file_saved_with_fused_true_loads_with_a_warning():
     with pytest.warns(UserWarning, match=f"fused=True.*{support.BACKEND} backend.*fused=None"):
         optimizer = sm3_tf.SM3.from_config(config)
     assert optimizer.fused is None
-
-
-# Imports of TensorFlow fail in this script, as where it is not installed. (A finder that raises
-# would also break libraries that only ask whether it is there: PyTorch's compiler does.)
-_WITHOUT_TENSORFLOW = textwrap.dedent(
-    """
-    import importlib.abc, importlib.machinery, sys
-
-    class NoTensorFlow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in ("tensorflow", "tf_keras"):
-                return importlib.machinery.ModuleSpec(name, self)
-
-        def create_module(self, spec):
-            raise ModuleNotFoundError(f"{spec.name} is blocked here", name=spec.name)
-
-        def exec_module(self, module):
-            pass
-
-    sys.meta_path.insert(0, NoTensorFlow())
-    import keras, numpy as np, sm3_tf
-    from sm3_tf import memory, schedules
-
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    schedule = schedules.WarmupSchedule(0.1, warmup_steps=2)
-    model.compile(optimizer=sm3_tf.SM3(schedule, skip_nonfinite=True), loss="mse")
-    model.fit(np.ones((4, 3)), np.ones((4, 2)), epochs=2, verbose=0)
-    model.save(sys.argv[1])
-    keras.models.load_model(sys.argv[1]).fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
-    print(model.optimizer.step_path(model.weights[0]).kind, memory.state_bytes(model.optimizer))
-    assert not [m for m in sys.modules if m.split(".")[0] == "tensorflow"]
-    """
-)
-
-
-@pytest.mark.skipif(support.BACKEND == "tensorflow", reason="TensorFlow is this backend")
-def test_no_tensorflow_needed(tmp_path):
-    """import sm3_tf, fit, save, load and train on: all without TensorFlow."""
-    done = subprocess.run(
-        [sys.executable, "-c", _WITHOUT_TENSORFLOW, os.path.join(tmp_path, "m.keras")],
-        env=dict(os.environ, KERAS_BACKEND=support.BACKEND),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    # Dense(2) on 3 inputs: covers of 3 + 2 and 2 floats, buffers of 6 and 2 floats.
-    assert done.stdout.split()[-2:] == ["keras_ops", str(4 * (3 + 2 + 2 + 6 + 2))]
 
 
 def _primitives(jaxpr):
