@@ -2,6 +2,7 @@
 
     pip install sm3-tf                    # keeps your TensorFlow and Keras (TF 2.15 to 2.21)
     pip install 'sm3-tf[tensorflow-cpu]'  # or [tensorflow]: also installs a supported TensorFlow
+    pip install 'sm3-tf[jax]'             # or [torch]: Keras 3 on JAX / PyTorch, no TensorFlow
     pip install -e '.[test,models]'       # a checkout: python -m sm3_tf.kernel_loader --build
 
 As in TF Addons, TensorFlow is not an install requirement: it comes in several distributions
@@ -113,6 +114,10 @@ setup(
     extras_require={
         "tensorflow": [f"tensorflow{TENSORFLOW_RANGE}"],
         "tensorflow-cpu": [f"tensorflow-cpu{TENSORFLOW_RANGE}"],
+        # Keras 3 on JAX or PyTorch (KERAS_BACKEND=jax / torch): sm3_tf.SM3 then runs its
+        # keras.ops step and needs no TensorFlow.
+        "jax": ["jax>=0.4.26"],
+        "torch": ["torch>=2.1"],
         "test": ["pytest", "ml_dtypes", "ruff==0.17.6"],
         "models": ["sentencepiece", "sacrebleu", "absl-py", "tensorflow-datasets", "tensorboard"],
         "plots": ["matplotlib"],

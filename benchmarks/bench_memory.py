@@ -1,8 +1,9 @@
-"""Optimizer memory: state bytes on three models' shapes, and the peak RSS of a transformer_big
-step.
+"""Optimizer memory: state bytes on three models' shapes, the peak RSS of a transformer_big step,
+and the peak RSS of a transformer_small step on each Keras backend.
 
     python -m benchmarks.bench_memory [--batch_tokens=2048] [--length=64] [--skip_rss]
-    python -m benchmarks.bench_memory --replot      # the figures again, from the saved JSON
+    python -m benchmarks.bench_memory --only_backends   # part 3 alone; parts 1-2 kept
+    python -m benchmarks.bench_memory --replot          # the figures again, from the saved JSON
 
 Part 1 (state): for the parameter shapes of transformer_big (32k vocabulary), transformer_base
 and BERT-Large (`model_shapes.py`), creates real variables of those shapes, builds each optimizer
@@ -16,15 +17,22 @@ memory; a model-only process (forward and backward, no optimizer) gives the base
 optimizer's share is the difference. SM3 is measured with its fused kernel and, separately, with the
 TF-ops step (same state, different temporaries).
 
-Prints both tables, writes docs/memory_state.png, docs/memory_rss.png and docs/results/memory.*.
+Part 3 (per Keras backend, `bench_memory_backends.py`): one process per backend and optimizer
+runs one training step of transformer_small built in backend-neutral Keras, on TensorFlow, JAX
+and PyTorch (`--skip_backends` leaves it out; `--only_backends` runs it alone and keeps parts 1
+and 2 from the last docs/results/memory.json, saying so).
+
+Prints the tables, writes docs/memory_state.png, docs/memory_rss.png and docs/results/memory.*.
 """
 
 import argparse
 import gc
 import multiprocessing
+import os
+import re
 from concurrent import futures
 
-from benchmarks import docs_output, model_shapes, roster, rss_probe
+from benchmarks import bench_memory_backends, docs_output, model_shapes, roster, rss_probe
 
 GIB = 2**30
 MIB = 2**20
@@ -249,8 +257,26 @@ def plot_rss(probes, path):
     plt.close(fig)
 
 
-def run(batch_tokens=2048, length=64, vocab=32768, skip_rss=False, hparams_set="transformer_big"):
-    """Both parts; prints the tables and writes the docs files. Returns the raw results."""
+def run(
+    batch_tokens=2048,
+    length=64,
+    vocab=32768,
+    skip_rss=False,
+    hparams_set="transformer_big",
+    backends=True,
+    backend_pythons=None,
+    only_backends=False,
+):
+    """The parts asked for; prints the tables and writes the docs files. Returns the raw results.
+
+    Args:
+      backends: run part 3 (a transformer_small step per Keras backend).
+      backend_pythons: {backend: Python} for part 3 (default: `bench_memory_backends`'s).
+      only_backends: run part 3 alone; parts 1 and 2 are carried over from memory.json, with the
+        record of the run that measured them.
+    """
+    if only_backends:
+        return _run_backends_only(batch_tokens, length, vocab, backend_pythons)
     stopwatch = docs_output.Stopwatch()
     state = {}
     for model, shapes in model_shape_lists(vocab).items():
@@ -271,14 +297,97 @@ def run(batch_tokens=2048, length=64, vocab=32768, skip_rss=False, hparams_set="
             )
         )
         raw["rss"] = probes
+    if backends:
+        tables.append(_backends_part(raw, batch_tokens, length, vocab, backend_pythons))
     docs_output.publish("memory", "Optimizer memory", tables, raw, stopwatch, figures)
     return raw
 
 
-def replot():
-    """Draws docs/memory_state.png and docs/memory_rss.png again from docs/results/memory.json."""
-    raw = docs_output.read_results("memory")
-    # The models in the order they were measured (a reloaded JSON file has its keys sorted).
+def _backends_part(raw, batch_tokens, length, vocab, backend_pythons):
+    """Runs part 3 into raw["backends"]; returns its (caption, table)."""
+    pythons = backend_pythons or bench_memory_backends.default_pythons()
+    results, missing = bench_memory_backends.measure(pythons, vocab, batch_tokens, length)
+    raw["backends"] = {"results": results, "missing": missing}
+    caption = bench_memory_backends.caption(results, missing, vocab, batch_tokens)
+    return caption, bench_memory_backends.table(results)
+
+
+# Parts 1 and 2 of a run with --only_backends: the keys of memory.json they are made of.
+KEPT_PARTS = ("vocab", "state", "rss")
+
+
+def _run_backends_only(batch_tokens, length, vocab, backend_pythons):
+    """Part 3 alone; parts 1 and 2 are the last full run's, from docs/results/memory.json, kept
+    with its provenance (raw["kept"]) while the file's own provenance becomes this run's."""
+    stopwatch = docs_output.Stopwatch()
+    saved = docs_output.read_results("memory", with_provenance=True)
+    kept = saved.get("kept") or _kept_record(saved.get(docs_output.PROVENANCE_KEY, {}))
+    raw = {key: saved[key] for key in KEPT_PARTS if key in saved}
+    raw["kept"] = kept
+    when = kept["provenance"]["generated"]
+    tables = [
+        (
+            f"Optimizer state, counted from built optimizers' variables (kept from {when}):",
+            state_table(_saved_state(raw)),
+        )
+    ]
+    if raw.get("rss"):
+        first = next(p for p in raw["rss"].values() if p)
+        tables.append(
+            (
+                f"Peak RSS of one {first['hparams_set']} training step ({first['batch_tokens']} "
+                f"tokens, {first['length']}-token sentences), one process each (kept from "
+                f"{when}):",
+                rss_table(raw["rss"]),
+            )
+        )
+    tables.append(_backends_part(raw, batch_tokens, length, vocab, backend_pythons))
+    docs_output.publish("memory", "Optimizer memory", tables, raw, stopwatch, kept_notes(kept))
+    return raw
+
+
+def kept_notes(kept):
+    """The lines saying which run measured the parts an --only_backends run carried over."""
+    info = kept["provenance"]
+    return [
+        f"The first two tables (parts 1 and 2) were generated by `{info['command']}` on "
+        f"{info['generated']}; only the per-backend table is new (the header's run). Parts 1 "
+        f"and 2:",
+        "",
+        docs_output.provenance_line(info),
+        "",
+        f"Machine: {info['machine']}.",
+    ]
+
+
+def _kept_record(provenance):
+    """raw["kept"] for the parts of a file about to be carried over: their run's provenance, with
+    its command, date and machine (from memory.md's header where the JSON lacks them)."""
+    info = dict(provenance)
+    for key, value in _markdown_header().items():
+        info.setdefault(key, value)
+    return {"parts": [key for key in KEPT_PARTS if key != "vocab"], "provenance": info}
+
+
+def _markdown_header():
+    """{"command", "generated", "machine"} from memory.md's header lines ("?" where missing)."""
+    try:
+        with open(os.path.join(docs_output.RESULTS_DIR, "memory.md"), encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    generated = re.search(r"^Generated by `(.*)` on (.+)\.$", text, re.MULTILINE)
+    machine = re.search(r"^Machine: (.+)\.$", text, re.MULTILINE)
+    return {
+        "command": generated.group(1) if generated else "?",
+        "generated": generated.group(2) if generated else "?",
+        "machine": machine.group(1) if machine else "?",
+    }
+
+
+def _saved_state(raw):
+    """{model: (counts, params)} of saved results, models and optimizers in the order they were
+    measured (a reloaded JSON file has its keys sorted)."""
     measured = list(model_shape_lists(raw.get("vocab", 32768)))
     order = [m for m in measured if m in raw["state"]] + sorted(set(raw["state"]) - set(measured))
     state = {}
@@ -288,6 +397,13 @@ def replot():
             {n: counts[n] for n in roster.names() if n in counts},
             raw["state"][model]["params"],
         )
+    return state
+
+
+def replot():
+    """Draws docs/memory_state.png and docs/memory_rss.png again from docs/results/memory.json."""
+    raw = docs_output.read_results("memory")
+    state = _saved_state(raw)
     plot_state(state, docs_output.figure_path("memory_state"))
     written = ["docs/memory_state.png"]
     if "rss" in raw:
@@ -311,7 +427,21 @@ def main():
         default="transformer_big",
         help="the Transformer whose training step the RSS probes run",
     )
-    parser.add_argument("--skip_rss", action="store_true", help="only count the state")
+    parser.add_argument("--skip_rss", action="store_true", help="leave out part 2")
+    parser.add_argument(
+        "--skip_backends", action="store_true", help="leave out part 3 (per Keras backend)"
+    )
+    parser.add_argument(
+        "--only_backends",
+        action="store_true",
+        help="run part 3 alone, keeping parts 1 and 2 of docs/results/memory.json",
+    )
+    parser.add_argument(
+        "--backend_python",
+        action="append",
+        metavar="NAME=PATH",
+        help="the Python of Keras backend NAME (tensorflow, jax, torch) for part 3",
+    )
     parser.add_argument(
         "--replot",
         action="store_true",
@@ -321,7 +451,20 @@ def main():
     if args.replot:
         replot()
         return
-    run(args.batch_tokens, args.length, args.vocab, args.skip_rss, args.hparams_set)
+    try:
+        pythons = bench_memory_backends.parse_pythons(args.backend_python)
+    except ValueError as error:
+        parser.error(str(error))
+    run(
+        args.batch_tokens,
+        args.length,
+        args.vocab,
+        args.skip_rss,
+        args.hparams_set,
+        backends=not args.skip_backends,
+        backend_pythons=pythons,
+        only_backends=args.only_backends,
+    )
 
 
 if __name__ == "__main__":

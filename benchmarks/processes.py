@@ -11,19 +11,21 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS_DIR = os.path.join(ROOT, "docs")
 
 
-def module_command(module, *arguments):
-    """The command line that runs `benchmarks.<module>` with `arguments` in a new process."""
-    return [sys.executable, "-m", f"benchmarks.{module}", *arguments]
+def module_command(module, *arguments, python=None):
+    """The command line that runs `benchmarks.<module>` with `arguments` in a new process (with
+    `python`, e.g. another venv's, or this interpreter)."""
+    return [python or sys.executable, "-m", f"benchmarks.{module}", *arguments]
 
 
-def run_module(module, *arguments, timeout=None):
-    """Runs `benchmarks.<module>` from the repository root; returns the CompletedProcess."""
+def run_module(module, *arguments, timeout=None, python=None, env_updates=None):
+    """Runs `benchmarks.<module>` from the repository root (with `python` and `env_updates` if
+    given); returns the CompletedProcess."""
     import subprocess
 
-    env = dict(os.environ)
+    env = dict(os.environ, **(env_updates or {}))
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the C++ startup chatter buries the results
     return subprocess.run(
-        module_command(module, *arguments),
+        module_command(module, *arguments, python=python),
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -3,10 +3,11 @@
     import sm3_tf
     model.compile(optimizer=sm3_tf.SM3(learning_rate=0.1, momentum=0.9), ...)
 
-`sm3_tf.SM3` is the Keras optimizer: the Keras 3 one (`sm3_tf.sm3.SM3`), or the Keras 2 one
-(`sm3_tf.keras2.SM3`) where `tf.keras` is Keras 2 (TensorFlow 2.15, or tf_keras with
-TF_USE_LEGACY_KERAS=1). `sm3_tf.v1.SM3Optimizer` is the tf.compat.v1 one, `sm3_tf.schedules` the
-authors' warm-up, `sm3_tf.memory` the optimizer-state accounting.
+`sm3_tf.SM3` is the Keras optimizer: the Keras 3 one (`sm3_tf.sm3.SM3`, on the TensorFlow, JAX and
+PyTorch backends; on JAX and PyTorch TensorFlow is neither needed nor imported), or the Keras 2
+one (`sm3_tf.keras2.SM3`) where Keras runs on TensorFlow and `tf.keras` is Keras 2 (TensorFlow
+2.15, or tf_keras with TF_USE_LEGACY_KERAS=1). `sm3_tf.v1.SM3Optimizer` is the tf.compat.v1
+one, `sm3_tf.schedules` the authors' warm-up, `sm3_tf.memory` the optimizer-state accounting.
 `python -m sm3_tf` says which versions, kernel library and step paths this installation has.
 
 This library knows nothing of the T2T-style layer: the hparams -> optimizer glue is
@@ -18,7 +19,8 @@ defaults, as `sm3_t2t.optimizers` (tests/t2t/test_t2t_import.py compares them).
 
 from sm3_tf import versions
 
-# Before anything else uses TensorFlow or Keras: an unsupported version gets an error naming it.
+# Before anything else uses TensorFlow or Keras: an unsupported version gets an error naming it
+# (TensorFlow's only where Keras runs on it).
 versions.check()
 
 from sm3_tf import schedules, which_keras  # noqa: E402

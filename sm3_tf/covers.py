@@ -7,11 +7,10 @@ d_1 + ... + d_p floats instead of d_1 * ... * d_p. A scalar or a vector gets one
 per
 element, which makes SM3 exactly diagonal Adagrad there.
 
-This is the one place that knows the covers; the Keras optimizer, the v1 optimizer, the kernels'
-Python wrapper and the memory accounting all ask here.
+This is the one place that knows the covers; the Keras optimizer (on every backend), the v1
+optimizer, the kernels' Python wrapper and the memory accounting all ask here. It imports no
+framework: each step reshapes with its own ops along `broadcast_shape`.
 """
-
-import tensorflow as tf
 
 
 def is_factored(shape):
@@ -28,7 +27,8 @@ def accumulator_shapes(shape):
     Returns:
       A list of shape tuples: `[(d_1,), ..., (d_p,)]` for rank >= 2, `[shape]` for rank 0 and 1.
     """
-    shape = tuple(int(d) for d in tf.TensorShape(shape).as_list())
+    dims = shape.as_list() if hasattr(shape, "as_list") else shape  # tf.TensorShape
+    shape = tuple(int(d) for d in dims)
     if not is_factored(shape):
         return [shape]
     return [(d,) for d in shape]
@@ -45,11 +45,12 @@ def accumulator_size(shape):
     return total
 
 
-def broadcast_along(vector, axis, rank):
-    """Reshapes accumulator `vector` (d_axis,) to rank `rank` with size 1 on every other axis."""
+def broadcast_shape(axis, rank):
+    """The shape that stands accumulator `axis` (d_axis,) along its axis of a rank-`rank`
+    parameter: size 1 on every other axis, -1 (d_axis) on its own."""
     shape = [1] * rank
     shape[axis] = -1
-    return tf.reshape(vector, shape)
+    return shape
 
 
 def other_axes(axis, rank):

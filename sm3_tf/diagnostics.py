@@ -4,16 +4,18 @@ Answers "is my kernel loaded, and if not why?" without reading the loader: the v
 sm3_tf, TensorFlow, Keras and its backend; whether the fused kernel library loads, from where, who
 built it for which TensorFlow, which instruction set its loops use; and which path SM3 (with
 fused=None) takes for a variable on CPU, on GPU, and in a step compiled by XLA.
+
+Where Keras 3 runs on JAX or PyTorch, the step is the `keras.ops` one and the kernels (TensorFlow
+ops) do not apply: the report says so, and imports no TensorFlow (which may not be installed).
 """
 
 import platform
 import sys
 
 import keras
-import tensorflow as tf
 
 import sm3_tf
-from sm3_tf import fused_step, kernel_build, kernel_loader, step
+from sm3_tf import step, which_keras
 from sm3_tf.step_config import StepConfig
 
 FUSED = "fused kernel"
@@ -29,10 +31,17 @@ def step_path(variable):
     return FUSED if chosen.kind == step.FUSED else f"TF ops: {chosen.reason}"
 
 
-def versions():
+def versions(on_tensorflow=True):
+    """sm3_tf, TensorFlow (where Keras runs on it), Keras and its backend, Python."""
+    if on_tensorflow:
+        import tensorflow as tf
+
+        tensorflow = f"TensorFlow {tf.version.VERSION} ({tf.version.GIT_VERSION})"
+    else:
+        tensorflow = f"TensorFlow: not used (Keras runs on the {keras.backend.backend()} backend)"
     return [
         f"sm3_tf {sm3_tf.__version__}",
-        f"TensorFlow {tf.version.VERSION} ({tf.version.GIT_VERSION})",
+        tensorflow,
         f"Keras {keras.__version__}, backend {keras.backend.backend()}",
         f"Python {platform.python_version()}, {platform.system()} {platform.machine()}",
     ]
@@ -40,6 +49,8 @@ def versions():
 
 def kernel_library():
     """Whether the op library loads, from where, built by whom, with which loops; or why not."""
+    from sm3_tf import kernel_build, kernel_loader
+
     library = kernel_loader.default_library()
     if library.load() is None:
         return [
@@ -65,6 +76,10 @@ def kernel_library():
 
 def step_paths():
     """The path SM3 takes for a CPU variable, a GPU variable and under XLA."""
+    import tensorflow as tf
+
+    from sm3_tf import fused_step
+
     with tf.device("/cpu:0"):
         cpu_variable = tf.Variable(tf.zeros([2, 2]), name="cpu_variable")
     if tf.config.list_logical_devices("GPU"):
@@ -88,8 +103,23 @@ def step_paths():
     ]
 
 
+def keras_ops_step_path():
+    """Off TensorFlow: the path `sm3_tf.SM3` itself reports for a variable (the keras.ops step)."""
+    from sm3_tf import sm3
+
+    chosen = sm3.SM3().step_path(keras.Variable([[0.0, 0.0]], name="variable"))
+    return [
+        "Fused kernel library: not used (the kernels are TensorFlow ops)",
+        "",
+        "SM3 step path (fused=None):",
+        f"  every variable: {chosen.kind}: {chosen.reason}",
+    ]
+
+
 def report():
     """The diagnostics, as lines."""
+    if not which_keras.keras_runs_on_tensorflow():
+        return versions(on_tensorflow=False) + [""] + keras_ops_step_path()
     return versions() + [""] + kernel_library() + [""] + step_paths()
 
 

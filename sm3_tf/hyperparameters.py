@@ -39,7 +39,7 @@ class _HyperParameter:
         return getattr(optimizer, self._private)
 
     def __set__(self, optimizer, value):
-        value = self._check(value)
+        value = optimizer._check_supported_here(self.name, self._check(value))
         optimizer._check_fixed_after_build(self.name, value)
         setattr(optimizer, self._private, value)
 
@@ -97,6 +97,12 @@ class HyperParameters:
             (name, aspect(getattr(self, name))) for name, aspect in _FIXED_AFTER_BUILD.items()
         )
 
+    def _check_supported_here(self, name, value):
+        """Returns `value`, or raises when this optimizer cannot honour it where it runs (an
+        adapter overrides this, e.g. `fused=True` off TensorFlow)."""
+        del name
+        return value
+
     def _check_fixed_after_build(self, name, value):
         built_with = dict(getattr(self, "_sm3_built_with", None) or ())
         if name not in built_with:
@@ -131,17 +137,24 @@ _WHY_FIXED = {
 }
 
 
-def loadable_config(config):
+def loadable_config(config, unavailable_reason=None):
     """`config` (from `get_config`) made loadable here: `fused=True` becomes None, with a warning,
-    when this machine has no kernels, so that a saved file still loads and trains (on TF ops)."""
+    when the kernels cannot run here, so that a saved file still loads and trains (on TF ops, or
+    on another Keras backend's step).
+
+    Args:
+      config: the saved config.
+      unavailable_reason: a function returning None when the fused kernels can run here, else
+        why not; defaults to `step.kernels_unavailable_reason` (the TensorFlow kernel library).
+    """
     if config.get("fused") is not True:
         return config
-    reason = step.kernels_unavailable_reason()
+    reason = (unavailable_reason or step.kernels_unavailable_reason)()
     if reason is None:
         return config
     warnings.warn(
         f"This SM3 optimizer was saved with fused=True, but the fused kernels are unavailable "
-        f"here ({reason}); it is loaded with fused=None and steps run on TF ops.",
+        f"here ({reason}); it is loaded with fused=None.",
         stacklevel=3,
     )
     return dict(config, fused=None)

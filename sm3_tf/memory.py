@@ -9,8 +9,8 @@ covers
 """
 
 import keras
+import ml_dtypes
 import numpy as np
-import tensorflow as tf
 
 
 def _counter_ids(optimizer):
@@ -24,7 +24,8 @@ def _counter_ids(optimizer):
 
 def variable_bytes(variable):
     """Bytes of one variable's value."""
-    itemsize = tf.as_dtype(keras.backend.standardize_dtype(variable.dtype)).size
+    name = keras.backend.standardize_dtype(variable.dtype)
+    itemsize = np.dtype(getattr(ml_dtypes, name, None) or name).itemsize  # bfloat16: ml_dtypes
     return int(np.prod(variable.shape, dtype=np.int64)) * itemsize
 
 

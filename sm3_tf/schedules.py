@@ -10,7 +10,11 @@ cool-down to 0 over the last `cooldown_steps` of `total_steps`.
 import math
 
 import keras
-import tensorflow as tf
+
+try:  # Keras 3: the same schedule on the TensorFlow, JAX and PyTorch backends
+    from keras import ops
+except ImportError:  # Keras 2 (TF 2.15's own `keras`) runs on TensorFlow, whose ops these are
+    import tensorflow as ops
 
 
 def _check_count(name, value, allow_zero=True):
@@ -65,13 +69,14 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.total_steps = total_steps
 
     def __call__(self, step):
-        step = tf.cast(step, tf.float32)
-        factor = tf.constant(1.0)
+        # Only ops that keras.ops and TensorFlow both have, with the same meaning (see the import).
+        step = ops.cast(step, "float32")
+        factor = ops.ones_like(step)
         if self.warmup_steps:
-            factor = tf.minimum(1.0, (step / self.warmup_steps) ** self.power)
+            factor = ops.minimum(1.0, (step / self.warmup_steps) ** self.power)
         if self.cooldown_steps:
-            remaining = tf.maximum(float(self.total_steps) - step, 0.0)
-            factor *= tf.minimum(1.0, remaining / self.cooldown_steps)
+            remaining = ops.maximum(float(self.total_steps) - step, 0.0)
+            factor = factor * ops.minimum(1.0, remaining / self.cooldown_steps)
         return self.learning_rate * factor
 
     def get_config(self):

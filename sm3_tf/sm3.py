@@ -1,9 +1,16 @@
-"""The SM3 optimizer for Keras 3 (TensorFlow backend)."""
+"""The SM3 optimizer for Keras 3, on the TensorFlow, JAX and PyTorch backends.
+
+One class for every backend. It creates the slots and finds a variable's slots; the step itself
+belongs to the backend's module, imported on first use: `tf_backend` on TensorFlow (fused kernel,
+TF ops, XLA, row-sparse updates, tf.distribute), `ops_backend` on JAX and PyTorch (the `keras.ops`
+step). Nothing here imports TensorFlow, so `sm3_tf.SM3` works where it is not installed.
+"""
+
+import importlib
 
 import keras
-import tensorflow as tf
 
-from sm3_tf import covers, fallbacks, guards, hyperparameters, step, step_config, tf_step
+from sm3_tf import covers, fallbacks, hyperparameters, ops_step, step, step_config
 
 
 @keras.saving.register_keras_serializable(package="sm3_tf")
@@ -36,9 +43,14 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
     touched entries (nu = acc_0[row] + g^2 for SM3-II); the other axes' accumulators are left alone.
     Nothing is densified to the variable's shape.
 
-    On CPU, each variable's step runs as one fused in-place C++ op when the kernels are built and
-    the step is not compiled by XLA; the XLA/TPU path uses the same maths in plain TF ops.
-    `step_path(variable)` says which one a variable's step takes, and why.
+    On Keras's TensorFlow backend, on CPU, each variable's step runs as one fused in-place C++ op
+    when the kernels are built and the step is not compiled by XLA; the XLA/TPU path uses the same
+    maths in plain TF ops. On the JAX and PyTorch backends the same maths runs in `keras.ops`
+    (`sm3_tf.ops_step`; under JAX's jit, XLA compiles it, the Keras-on-TPU path), with the same
+    arguments and state. There `fused=True` is refused, and gradients are dense, `Embedding`'s
+    too (those backends differentiate it densely), so every row of such a variable takes the
+    dense step: its covers and momentum move also for rows a batch does not touch.
+    `step_path(variable)` says which implementation a variable's step takes, and why.
 
     The SM3 arguments below are live attributes, as in Keras's own optimizers: assigning one
     (`optimizer.momentum = 0.95`) validates it, the next step uses it and `get_config` saves it. A
@@ -66,8 +78,9 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
         otherwise poison them for the rest of training. `iterations` still counts the step, and
         with `use_ema` the moving average still moves towards the unchanged weights.
       fused: None (default) uses the fused kernel whenever it can run, True requires it (an error
-        says why it cannot), False always uses TF ops. A model saved with True loads with None,
-        and a warning, where the kernels are unavailable.
+        says why it cannot; off the TensorFlow backend already here), False always uses TF ops.
+        A model saved with True loads with None, and a warning, where the kernels are
+        unavailable (also on the JAX and PyTorch backends).
       weight_decay: A float: decoupled weight decay, w -= learning_rate * weight_decay * w before
         each step. Defaults to None (none).
       clipnorm: A float: each gradient is clipped to this L2 norm. At most one of `clipnorm`,
@@ -125,7 +138,7 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
             variant=step_config.check_variant(variant),
             momentum_dtype=step_config.check_momentum_dtype(momentum_dtype),
             skip_nonfinite=step_config.check_skip_nonfinite(skip_nonfinite),
-            fused=step.check_fused(fused),
+            fused=self._check_supported_here("fused", step.check_fused(fused)),
         )
         super().__init__(
             learning_rate=learning_rate,
@@ -175,7 +188,7 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
                     self._accumulators.append(
                         self.add_variable(
                             shape=shape,
-                            dtype=tf_step.compute_dtype(variable.dtype),
+                            dtype=ops_step.compute_dtype(variable.dtype),
                             name=f"{_slot_prefix(variable)}_accumulator_{axis}",
                         )
                     )
@@ -190,93 +203,63 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
                     else None
                 )
         if self.skip_nonfinite:
+            # "int", as Keras's own step counter: int64, or int32 where JAX has no int64.
             self.nonfinite_steps = self.add_variable(
-                shape=(), dtype="int64", aggregation="only_first_replica", name="nonfinite_steps"
+                shape=(), dtype="int", aggregation="only_first_replica", name="nonfinite_steps"
             )
         self._record_built_state()
 
     def _colocated_with(self, variable):
-        # Parameter servers must keep a variable's state beside it.
-        return self._distribution_strategy.extended.colocate_vars_with(_tf_variable(variable))
+        return _backend().colocated_with(self, variable)
 
     def _state_of(self, variable):
-        """The (covers, momentum buffer or None) of `variable`, as tf.Variables."""
+        """The (covers, momentum buffer or None) of `variable`, as the optimizer's variables."""
         index = self._get_variable_index(variable)
         start, end = self._cover_slices[index]
-        accumulators = [a.value for a in self._accumulators[start:end]]
-        buffer = self._momentums[index]
-        return accumulators, buffer.value if buffer is not None else None
+        return self._accumulators[start:end], self._momentums[index]
 
     def step_path(self, variable):
         """Which implementation runs `variable`'s step here, and why: a `sm3_tf.step.StepPath`.
 
-        `kind` is "fused" (the C++ kernel), "xla" (TF ops, asked while XLA compiles the step) or
-        "tf_ops"; `reason` says why the kernel is not used (None when it is).
+        `kind` is "fused" (the C++ kernel), "xla" (TF ops, asked while XLA compiles the step),
+        "tf_ops", or "keras_ops" (the JAX and PyTorch backends); `reason` says why the kernel is
+        not used (None when it is).
 
         Raises:
           RuntimeError: `fused=True` and the kernel cannot run here, as the step would.
         """
-        return step.path(self.fused, _tf_variable(variable), self.step_config())
+        return _backend().step_path(self, variable)
+
+    def _check_supported_here(self, name, value):
+        """`fused=True` needs the TensorFlow backend: refused at once elsewhere, naming it."""
+        if name == "fused" and value is True and keras.backend.backend() != "tensorflow":
+            raise ValueError(
+                f"`fused=True` needs Keras's TensorFlow backend: the fused kernels are TensorFlow "
+                f"ops, and Keras runs on the {keras.backend.backend()} backend here. Use "
+                f"fused=None (the default) or False: the keras.ops step runs."
+            )
+        return value
 
     def update_step(self, gradient, variable, learning_rate):
-        """Applies one SM3 step to `variable` (fused kernel or TF ops, see `sm3_tf.step`)."""
-        accumulators, buffer = self._state_of(variable)
-        config = self.step_config()
-        implementation = step.select(self.fused, variable, config, self._fallbacks)
-        lr = tf.cast(learning_rate, tf.float32)
-        if isinstance(gradient, tf.IndexedSlices):
-            return implementation.sparse_update(
-                variable, gradient.values, gradient.indices, accumulators, buffer, lr, config
-            )
-        return implementation.dense_update(variable, gradient, accumulators, buffer, lr, config)
+        """Applies one SM3 step to `variable` (see `tf_backend` / `ops_backend`)."""
+        return _backend().update_step(self, gradient, variable, learning_rate)
 
-    # With skip_nonfinite the whole step, weight decay included, is guarded by one flag computed
-    # after the gradients are all-reduced, so every replica takes the same decision.
     def _apply_weight_decay(self, variables):
         if not self.skip_nonfinite:
             super()._apply_weight_decay(variables)
-        # else: applied inside the guarded step, `_decay_weight`
-
-    def _decay_weight(self, variable, learning_rate):
-        """Keras's decoupled weight decay of one tf.Variable: w -= w * weight_decay * lr."""
-        if self.weight_decay is None or not self._use_weight_decay(variable):
-            return []
-        lr = tf.cast(learning_rate, variable.dtype)
-        decay = tf.cast(self.weight_decay, variable.dtype)
-        return [variable.assign_sub(variable * decay * lr)]
+        # else: applied inside the guarded step, with the SM3 step or not at all
 
     def apply(self, grads, trainable_variables=None):
         result = super().apply(grads, trainable_variables)
-        self._fallbacks.flush()  # once every variable's path is known: one warning, if any
+        # Once every variable's path is known: one warning, if any variable left the fused kernel
+        # (recorded by `tf_backend`; the keras.ops step of the other backends records nothing).
+        self._fallbacks.flush()
         return result
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if not self.skip_nonfinite:
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        trainable_variables = [_tf_variable(v) for v in trainable_variables]
-        grads_and_vars = self._all_reduce_sum_gradients(list(zip(grads, trainable_variables)))
-        finite = guards.all_finite([g for g, _ in grads_and_vars])
-        self.nonfinite_steps.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
-        tf.__internal__.distribute.interim.maybe_merge_call(
-            self._distributed_guarded_update_step,
-            self._distribution_strategy,
-            grads_and_vars,
-            learning_rate,
-            finite,
-        )
-
-    def _distributed_guarded_update_step(self, distribution, grads_and_vars, learning_rate, finite):
-        def guarded_update(var, grad, learning_rate, finite):
-            def update():
-                with tf.control_dependencies(self._decay_weight(var, learning_rate)):
-                    return _as_op(self.update_step(grad, var, learning_rate))
-
-            return tf.cond(finite, update, tf.no_op)
-
-        for grad, var in grads_and_vars:
-            distribution.extended.update(
-                var, guarded_update, args=(grad, learning_rate, finite), group=False
-            )
+        _backend().guarded_update_step(self, grads, trainable_variables, learning_rate)
 
     def get_config(self):
         """The base optimizer's config and SM3's hyper-parameters, as they are now."""
@@ -287,7 +270,20 @@ class SM3(hyperparameters.HyperParameters, keras.optimizers.Optimizer):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         """Rebuilds an SM3 from `get_config`'s dict (`fused=True` falls back where no kernels)."""
-        return super().from_config(hyperparameters.loadable_config(config), custom_objects)
+        config = hyperparameters.loadable_config(config, _backend().fused_unavailable_reason)
+        return super().from_config(config, custom_objects)
+
+
+_BACKEND_MODULES = {}  # Keras backend name -> the module that runs the step there
+
+
+def _backend():
+    """The module that runs the step on Keras's current backend, imported on first use."""
+    name = keras.backend.backend()
+    if name not in _BACKEND_MODULES:
+        module = "tf_backend" if name == "tensorflow" else "ops_backend"
+        _BACKEND_MODULES[name] = importlib.import_module(f"sm3_tf.{module}")
+    return _BACKEND_MODULES[name]
 
 
 def _as_learning_rate(learning_rate):
@@ -299,15 +295,6 @@ def _as_learning_rate(learning_rate):
     ):
         return learning_rate
     return step_config.check_learning_rate(step_config.as_float("learning_rate", learning_rate))
-
-
-def _tf_variable(variable):
-    return variable.value if isinstance(variable, keras.Variable) else variable
-
-
-def _as_op(result):
-    # tf.cond wants both branches to return the same structure: an op in graphs, nothing eagerly.
-    return tf.group(result) if result is not None else tf.no_op()
 
 
 def _slot_prefix(variable):

@@ -2,29 +2,30 @@
 
 Both implementations honour the same contract (`tf_step.dense_update` / `sparse_update`). The
 kernels are custom ops without an XLA kernel, so under XLA (jit_compile, TPU) the TF ops are used.
-`path` says which one a variable's step takes and why; `select` returns its module.
+`path` says which one a variable's step takes and why; `select` returns its module. Keras on JAX
+or PyTorch runs neither: its step is `ops_step` ("keras_ops"), see `sm3_tf.ops_backend`.
+
+TensorFlow is imported only by the functions that need it, so that `StepPath` and `check_fused`
+serve the JAX and PyTorch backends too, where TensorFlow may not be installed.
 """
 
 import typing
-
-from tensorflow.python.framework import ops as tf_ops
-from tensorflow.python.ops import control_flow_util
-
-from sm3_tf import tf_step
 
 FUSED_CHOICES = (None, True, False)
 
 FUSED = "fused"
 TF_OPS = "tf_ops"
 XLA = "xla"
+KERAS_OPS = "keras_ops"
 
 
 class StepPath(typing.NamedTuple):
     """Which implementation runs a variable's step.
 
     Attributes:
-      kind: "fused" (the C++ kernel), "xla" (the TF ops, because XLA compiles the step) or
-        "tf_ops" (the TF ops for another reason).
+      kind: "fused" (the C++ kernel), "xla" (the TF ops, because XLA compiles the step),
+        "tf_ops" (the TF ops for another reason) or "keras_ops" (the backend-neutral step, on
+        Keras's JAX and PyTorch backends).
       reason: None for "fused", else why the kernel is not used (a sentence).
     """
 
@@ -37,6 +38,9 @@ class StepPath(typing.NamedTuple):
 
 def in_xla_context():
     """True while tracing code that XLA will compile (jit_compile=True or a TPU computation)."""
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.ops import control_flow_util
+
     return control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
 
 
@@ -103,6 +107,8 @@ def select(fused, var, config, report=None):
     if report is not None and fused is not False and chosen.kind != XLA:
         report.record(var, chosen.reason)
     if chosen.kind != FUSED:
+        from sm3_tf import tf_step
+
         return tf_step
     from sm3_tf import fused_step
 

@@ -182,6 +182,13 @@ def validate(variant, momentum, beta_2, epsilon, momentum_dtype=None):
     )
 
 
+def compute_dtype(dtype_name):
+    """The arithmetic (and accumulator) type of a variable of dtype `dtype_name`, on every path:
+    float64 stays float64; float32, float16 and bfloat16 compute in float32 and are rounded once
+    on store."""
+    return "float64" if dtype_name == "float64" else "float32"
+
+
 def check_variable_dtype(variable):
     """SM3 trains floating-point variables only; says which variable is not."""
     dtype = variable.dtype

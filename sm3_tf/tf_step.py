@@ -30,21 +30,26 @@ import math
 
 import tensorflow as tf
 
-from sm3_tf import covers
+from sm3_tf import covers, step_config
 
 
 def compute_dtype(dtype):
     """The arithmetic type for a variable of `dtype`: float64 stays, everything else is float32."""
-    return tf.float64 if tf.as_dtype(dtype) == tf.float64 else tf.float32
+    return tf.as_dtype(step_config.compute_dtype(tf.as_dtype(dtype).base_dtype.name))
+
+
+def broadcast_along(vector, axis, rank):
+    """Reshapes accumulator `vector` (d_axis,) to rank `rank` with size 1 on every other axis."""
+    return tf.reshape(vector, covers.broadcast_shape(axis, rank))
 
 
 def min_of_covers(accumulator_values, rank):
     """min_i acc_i, broadcast to the parameter's rank (rank-0/1: the accumulator itself)."""
     if rank < 2:
         return accumulator_values[0]
-    smallest = covers.broadcast_along(accumulator_values[0], 0, rank)
+    smallest = broadcast_along(accumulator_values[0], 0, rank)
     for axis, value in enumerate(accumulator_values[1:], start=1):
-        smallest = tf.minimum(smallest, covers.broadcast_along(value, axis, rank))
+        smallest = tf.minimum(smallest, broadcast_along(value, axis, rank))
     return smallest
 
 
@@ -137,7 +142,7 @@ def row_second_moments(g_rows, accumulator_rows, config):
         return second_moments(g_rows, [accumulator_rows], config)
 
     def as_column(rows):
-        return covers.broadcast_along(rows, 0, rank)
+        return broadcast_along(rows, 0, rank)
 
     squared = _weighted(tf.square(g_rows), config.new_sample_weight)
     other_axes = list(range(1, rank))

@@ -7,7 +7,8 @@ setup.py reads the two requirement strings below from this file, so they are sta
 
 Below the oldest supported TensorFlow or Keras, importing sm3_tf raises an ImportError naming the
 installed and the supported versions. A TensorFlow newer than the newest tested one gets one
-warning (it may well work; nobody has tried it).
+warning (it may well work; nobody has tried it). TensorFlow is checked only where Keras runs on it:
+Keras 3 on JAX or PyTorch needs none (the extras `sm3-tf[jax]`, `sm3-tf[torch]`).
 """
 
 import re
@@ -68,22 +69,46 @@ def keras_problem(version):
 
 
 def check():
-    """Raises ImportError naming the versions when TensorFlow or Keras cannot be used."""
+    """Raises ImportError naming the versions when Keras, or the TensorFlow it runs on, cannot be
+    used.
+
+    TensorFlow is checked (and imported) only where Keras runs on it: Keras 2, or Keras 3 on its
+    TensorFlow backend. On Keras 3's JAX and PyTorch backends `sm3_tf.SM3` needs no TensorFlow,
+    so a missing one is fine and an installed one is left unimported.
+    """
+    try:
+        import keras
+    except ImportError as error:
+        if (error.name or "").split(".")[0] == "tensorflow":  # Keras's TensorFlow backend
+            raise ImportError(_tensorflow_missing(error)) from error
+        raise
+    error = keras_problem(keras.__version__)
+    if error:
+        raise ImportError(error)
+    from sm3_tf import which_keras
+
+    if which_keras.keras_runs_on_tensorflow():
+        check_tensorflow()
+
+
+def check_tensorflow():
+    """Raises ImportError naming the versions when TensorFlow is missing or too old; warns once
+    when it is newer than the newest tested."""
     try:
         import tensorflow as tf
     except ImportError as error:
-        raise ImportError(
-            f"sm3_tf needs TensorFlow ({supported_range()}), which could not be imported "
-            f"({error}). Install one, e.g. pip install 'sm3-tf[tensorflow-cpu]' (or "
-            f"'sm3-tf[tensorflow]' for the GPU build)."
-        ) from error
+        raise ImportError(_tensorflow_missing(error)) from error
     error, warning = tensorflow_problem(tf.version.VERSION)
     if error:
         raise ImportError(error)
     if warning:
-        warnings.warn(warning, RuntimeWarning, stacklevel=3)
-    import keras
+        warnings.warn(warning, RuntimeWarning, stacklevel=4)
 
-    error = keras_problem(keras.__version__)
-    if error:
-        raise ImportError(error)
+
+def _tensorflow_missing(error):
+    return (
+        f"sm3_tf on Keras's TensorFlow backend needs TensorFlow ({supported_range()}), which "
+        f"could not be imported ({error}). Install one, e.g. pip install 'sm3-tf[tensorflow-cpu]' "
+        f"(or 'sm3-tf[tensorflow]' for the GPU build), or run Keras 3 on JAX or PyTorch "
+        f"(KERAS_BACKEND=jax with 'sm3-tf[jax]', KERAS_BACKEND=torch with 'sm3-tf[torch]')."
+    )

@@ -4,17 +4,26 @@
 later, when `TF_USE_LEGACY_KERAS=1` routes it to the `tf_keras` package; otherwise it is Keras 3.
 `sm3_tf.SM3` is then `sm3_tf.keras2.SM3` or `sm3_tf.sm3.SM3`. Keras 2's optimizer API that the
 Keras 2 adapter builds on (`build`, `update_step`, `add_variable`) is the one of Keras 2.15.
+
+Keras 3 on JAX or PyTorch is no business of `tf.keras`: there `sm3_tf.SM3` is `sm3_tf.sm3.SM3`,
+and TensorFlow, which may not be installed, is never imported (only `keras` is asked).
 """
 
 import importlib
-
-import tensorflow as tf
 
 from sm3_tf.versions import OLDEST_KERAS_2
 
 
 def _release(version):
     return tuple(int(part) for part in version.split(".")[:2])
+
+
+def keras_runs_on_tensorflow():
+    """True when the installed `keras` runs on TensorFlow: Keras 2, or Keras 3 on its TensorFlow
+    backend (False on JAX and PyTorch, where `sm3_tf.SM3` needs no TensorFlow)."""
+    import keras
+
+    return is_keras_2(keras.__version__) or keras.backend.backend() == "tensorflow"
 
 
 def tf_keras_version():
@@ -24,6 +33,8 @@ def tf_keras_version():
       ImportError: `tf.keras` cannot be imported (e.g. TF_USE_LEGACY_KERAS=1 without tf_keras),
         saying what to install.
     """
+    import tensorflow as tf
+
     try:
         package = tf.keras.optimizers.Optimizer.__module__.split(".")[0]
     except ImportError as error:
@@ -44,6 +55,8 @@ def is_keras_2(version):
 def keras_2_problem(version):
     """Why `tf.keras` at Keras `version` cannot run `sm3_tf.SM3` (None when it can)."""
     if is_keras_2(version) and _release(version) < OLDEST_KERAS_2:
+        import tensorflow as tf
+
         oldest = ".".join(map(str, OLDEST_KERAS_2))
         return (
             f"sm3_tf.SM3 needs tf.keras to be Keras {oldest} or later (TensorFlow 2.15's Keras, "
@@ -54,11 +67,14 @@ def keras_2_problem(version):
 
 
 def tf_keras_is_keras_2():
-    """True when `tf.keras` is Keras 2, i.e. `sm3_tf.SM3` must be the Keras 2 optimizer.
+    """True when `tf.keras` is Keras 2, i.e. `sm3_tf.SM3` must be the Keras 2 optimizer (never
+    when Keras 3 runs on JAX or PyTorch: `tf.keras` is not asked, nor TensorFlow imported).
 
     Raises:
       ImportError: naming the versions, when that Keras 2 is older than 2.15.
     """
+    if not keras_runs_on_tensorflow():
+        return False
     version = tf_keras_version()
     problem = keras_2_problem(version)
     if problem:

@@ -3,19 +3,26 @@
 The helpers here (`sm3_reference`, ...) are importable through pyproject.toml's pytest
 `pythonpath`, and `sm3_tf`/`sm3_t2t` through the editable install (`make setup`). Two logical CPU
 devices let MirroredStrategy tests run on one machine; they must be configured
-before TensorFlow initialises its devices, hence here, before any test module runs.
+before TensorFlow initialises its devices, hence here, before any test module runs. The Keras
+backend tests (tests/backends) also run on JAX and PyTorch, where TensorFlow may not be installed
+and is never imported.
 """
 
+import importlib.util
 import os
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf
+_TENSORFLOW_BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow"
+if _TENSORFLOW_BACKEND and importlib.util.find_spec("tensorflow") is not None:
+    import tensorflow as tf
 
-_cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(_cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
-
-import pytest  # noqa: E402
+    _cpus = tf.config.list_physical_devices("CPU")
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
 
 
 @pytest.fixture(scope="session")

@@ -113,6 +113,25 @@ def test_a_keras_schedule_sets_each_steps_learning_rate():
     assert ref.relative_error(var.numpy(), expected) <= 1e-5
 
 
+@pytest.mark.skipif(
+    not tf.__version__.startswith("2.15."),
+    reason="WarmupSchedule is a Keras 2 schedule only where `keras` is Keras 2 (TF 2.15)",
+)
+def test_the_warmup_schedule_is_a_keras_2_schedule_on_tf_2_15():
+    """sm3_tf.schedules.WarmupSchedule, written in keras.ops for Keras 3, takes TensorFlow's ops
+    on Keras 2.15, whose `keras` has no `ops`; the rates follow the authors' warm-up."""
+    schedule = sm3_tf.schedules.WarmupSchedule(0.2, warmup_steps=2, cooldown_steps=1, total_steps=3)
+    assert isinstance(schedule, tf.keras.optimizers.schedules.LearningRateSchedule)
+    rates = [0.2 * min(1.0, (step / 2) ** 2) * min(1.0, 3 - step) for step in range(3)]
+    assert [float(schedule(step)) for step in range(3)] == pytest.approx(rates, rel=1e-6)
+    shape, grads = (3, 4), gradients((3, 4))
+    w0, var, _ = train(shape, grads, learning_rate=schedule)
+    model, expected = ref.SM3Reference(shape, momentum=0.9), w0.astype(np.float64)
+    for g, rate in zip(grads, rates):
+        expected = model.step(expected, g, rate)
+    assert ref.relative_error(var.numpy(), expected) <= 1e-5
+
+
 def test_weight_decay_is_decoupled_before_the_step():
     shape, grads = (3, 4), gradients((3, 4))
     w0, var, _ = train(shape, grads, weight_decay=0.01, momentum=0.0)

@@ -6,24 +6,13 @@ import numpy as np
 import pytest
 import sm3_reference as ref
 import tensorflow as tf
+from seeded_inputs import gradients
 
 import sm3_tf
 
 SHAPES = [(), (7,), (1,), (5, 3), (1, 4), (2, 3, 4), (3, 1, 2, 5)]
 LR = 0.1
 STEPS = 3
-
-
-def gradients(shape, steps=STEPS, seed=0):
-    """Random gradients with an all-zero first row at step 0 (exercises the 0/0 = 0 rule)."""
-    rng = np.random.default_rng(seed)
-    result = []
-    for t in range(steps):
-        g = rng.normal(size=shape).astype(np.float32)
-        if t == 0 and len(shape) >= 1:
-            g[0] = 0.0
-        result.append(g)
-    return result
 
 
 def run_sm3(shape, grads, mode="eager", dtype=tf.float32, **options):
