@@ -2,6 +2,7 @@
 
     pip install .                       # also compiles the kernels when TensorFlow is installed
     pip install -e '.[test,models]'     # then: python -m sm3_tf.kernel_loader --build
+    pip install -e '.[bench]'           # PyTorch, the step benchmark's fused-Adam reference
 
 TensorFlow comes in several distributions that all provide the `tensorflow` package
 (tensorflow, tensorflow-cpu, tensorflow-macos, tf-nightly, ...). When one of them is already
@@ -129,6 +130,9 @@ setup(
     extras_require={
         "test": ["pytest", "tensorflow-cpu==2.21.0", "ml_dtypes", "ruff==0.17.6"],
         "models": ["sentencepiece", "sacrebleu", "absl-py", "tensorflow-datasets", "matplotlib"],
+        # benchmarks/bench_step.py's reference contender, PyTorch's fused CPU Adam. For the CPU
+        # wheel alone: pip install torch --index-url https://download.pytorch.org/whl/cpu
+        "bench": ["torch>=2.4", "psutil"],
     },
     entry_points={
         "console_scripts": [
