@@ -2,6 +2,7 @@
 (../ops/benchmark_ops.cc). */
 #define EIGEN_USE_THREADS
 
+#include <cmath>
 #include <cstdint>
 
 #include "absl/strings/str_cat.h"
@@ -76,6 +77,63 @@ __attribute__((target("avx512f"))) void ProbeRangeAvx512(float* const* streams, 
 
 using ProbeFn = void (*)(float* const*, int64_t, int64_t, bool);
 
+// Adam's arithmetic over streams g; w, m, v (beta_1 0.9, beta_2 0.999, lr 1e-3, eps 1e-8, bias
+// corrections folded into constants), loads and stores in the order of PyTorch's fused CPU loop.
+void AdamRangePortable(float* const* s, int64_t begin, int64_t end, bool prefetch) {
+  float* g = s[0];
+  float* w = s[1];
+  float* m = s[2];
+  float* v = s[3];
+  for (int64_t i = begin; i < end; ++i) {
+    if (prefetch && i % 16 == 0) {
+      for (int k = 0; k < 4; ++k) __builtin_prefetch(s[k] + i + 1024, 1, 1);
+    }
+    const float grad = g[i];
+    const float weight = w[i];
+    const float mean = m[i] + 0.1f * (grad - m[i]);
+    const float square = v[i] * 0.999f + 0.001f * grad * grad;
+    m[i] = mean;
+    v[i] = square;
+    w[i] = weight - 1e-3f * mean / (std::sqrt(square) * 31.6f + 1e-8f);
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) void AdamRangeAvx512(float* const* s, int64_t begin,
+                                                        int64_t end, bool prefetch) {
+  float* g = s[0];
+  float* w = s[1];
+  float* m = s[2];
+  float* v = s[3];
+  for (int64_t i = begin; i < end; i += 16) {
+    if (prefetch) {
+      for (int k = 0; k < 4; ++k) __builtin_prefetch(s[k] + i + 1024, 1, 1);
+    }
+    const __m512 weight = _mm512_loadu_ps(w + i);
+    const __m512 grad = _mm512_loadu_ps(g + i);
+    __m512 mean = _mm512_loadu_ps(m + i);
+    mean = _mm512_fmadd_ps(_mm512_set1_ps(0.1f), _mm512_sub_ps(grad, mean), mean);
+    const __m512 square = _mm512_add_ps(
+        _mm512_mul_ps(_mm512_loadu_ps(v + i), _mm512_set1_ps(0.999f)),
+        _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.001f), grad), grad));
+    _mm512_storeu_ps(m + i, mean);
+    _mm512_storeu_ps(v + i, square);
+    const __m512 denominator = _mm512_add_ps(
+        _mm512_mul_ps(_mm512_sqrt_ps(square), _mm512_set1_ps(31.6f)), _mm512_set1_ps(1e-8f));
+    _mm512_storeu_ps(w + i, _mm512_add_ps(weight, _mm512_div_ps(_mm512_mul_ps(
+                                                      _mm512_set1_ps(-1e-3f), mean), denominator)));
+  }
+}
+#endif
+
+ProbeFn SelectAdamProbe(int reads, int writes) {
+  if (reads != 1 || writes != 3) return nullptr;
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) return &AdamRangeAvx512;
+#endif
+  return &AdamRangePortable;
+}
+
 template <int R, int W>
 ProbeFn ProbeFor(bool non_temporal) {
 #if defined(__x86_64__)
@@ -109,9 +167,11 @@ class Sm3StreamProbeOp : public tensorflow::OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("skew", &skew_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("prefetch", &prefetch_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("non_temporal", &non_temporal_));
-    probe_ = SelectProbe(reads_, writes_, non_temporal_);
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("adam", &adam_));
+    probe_ = adam_ ? SelectAdamProbe(reads_, writes_) : SelectProbe(reads_, writes_, non_temporal_);
     OP_REQUIRES(ctx, probe_ != nullptr,
-                absl::InvalidArgumentError("`reads` and `writes` must be at most 3 each."));
+                absl::InvalidArgumentError(
+                    "`reads` and `writes` must be at most 3 each (`adam`: 1 and 3)."));
   }
 
   void Compute(OpKernelContext* ctx) override {
@@ -145,7 +205,7 @@ class Sm3StreamProbeOp : public tensorflow::OpKernel {
  private:
   int reads_ = 0, writes_ = 1;
   int64_t elements_ = 0, skew_ = 0;
-  bool prefetch_ = true, non_temporal_ = false;
+  bool prefetch_ = true, non_temporal_ = false, adam_ = false;
   ProbeFn probe_ = nullptr;
 };
 

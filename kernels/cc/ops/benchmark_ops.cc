@@ -27,6 +27,7 @@ REGISTER_OP("Sm3StreamProbe")
     .Attr("skew: int >= 0 = 0")
     .Attr("prefetch: bool = true")
     .Attr("non_temporal: bool = false")
+    .Attr("adam: bool = false")
     .SetShapeFn(tensorflow::shape_inference::NoOutputs)
     .Doc(R"doc(
 Streams `reads + writes` float32 arrays of `elements` each, laid out one after another in the
@@ -34,7 +35,9 @@ float32 variable `memory`, `skew` floats apart beyond 64-byte alignment (0: the 
 same offset modulo 2 MiB, as TF's allocator places equal-sized tensors). Per element it reads
 every stream and writes the last `writes` back in place (x = 0.5 x + 0.25 * sum): 4 * (reads +
 2 * writes) bytes. `prefetch` asks for the lines 4 KiB ahead, as the SM3 loops do;
-`non_temporal` stores around the caches.
+`non_temporal` stores around the caches. `adam` (1 read, 3 written streams only) does Adam's own
+arithmetic on them (g; w, m, v), in PyTorch's order: its loads and stores are paced by a square
+root and a division, which on some machines streams faster than the bare mix.
 )doc");
 
 REGISTER_OP("Sm3KernelIsa")
