@@ -1,12 +1,13 @@
 """Convergence: SM3 vs Adam, Adagrad and Adafactor training transformer_small on Wesnoth en->fr.
 
-    python benchmarks/bench_convergence.py [--sweep_steps=100] [--train_steps=300] [--seeds=1,2]
+    python -m benchmarks.bench_convergence [--sweep_steps=100] [--train_steps=300] [--seeds=1,2]
+    python -m benchmarks.bench_convergence --replot     # the figure again, from the saved JSON
 
 1. Sweep: each optimizer at the learning rates of LEARNING_RATES, `--sweep_steps` steps, seed 1;
    the rate with the lowest validation loss at the end is that optimizer's best.
 2. Final runs: each optimizer at its best rate, `--train_steps` steps, for every seed; validation
    loss every `--eval_every` steps, then test loss and BLEU on `--bleu_samples` test sentences.
-Every run is `convergence_run.py` in its own process (the trainer's `train()`, then
+Every run is `benchmarks.convergence_run` in its own process (the trainer's `train()`, then
 `evaluation.evaluate()`),
 with one TF thread. Runs go `--parallel` (4) at a time, one of each optimizer, so that the
 optimizers share the machine under the same conditions: on a machine other jobs also load,
@@ -21,17 +22,13 @@ docs/results/convergence.*.
 import argparse
 import json
 import os
-import subprocess
-import sys
+import shutil
 from concurrent import futures
 
-import convergence_run
-import docs_output
 import numpy as np
-import source_tree
 
-OPTIMIZERS = ("sm3", "adam", "adagrad", "adafactor")
-LABELS = {"sm3": "SM3", "adam": "Adam", "adagrad": "Adagrad", "adafactor": "Adafactor"}
+from benchmarks import convergence_run, docs_output, processes, roster
+
 # Rates a factor ~3 apart around each optimizer's usual value for Transformers (SM3:
 # transformer_small's own 0.2; Adam: 1e-3; Adagrad: 0.1; Keras Adafactor's rate is relative to
 # the parameters' scale and capped at 1/sqrt(step), T2T trains it at about 0.01-0.03). Earlier
@@ -47,12 +44,10 @@ LEARNING_RATES = {
 
 
 def run_one(job, args):
-    """Runs one `convergence_run.py` job; returns its result dict (with an "error" if it failed)."""
+    """Runs one `convergence_run` job; returns its result dict (with an "error" if it failed)."""
     name = f"{job['optimizer']}_lr{job['learning_rate']:g}_s{job['seed']}_{job['train_steps']}"
     output_dir = os.path.join(args.work_dir, name)
-    command = [
-        sys.executable,
-        os.path.join(source_tree.BENCHMARKS_DIR, "convergence_run.py"),
+    arguments = [
         f"--optimizer={job['optimizer']}",
         f"--learning_rate={job['learning_rate']}",
         f"--seed={job['seed']}",
@@ -66,12 +61,8 @@ def run_one(job, args):
         f"--output_dir={output_dir}",
     ]
     if os.path.exists(output_dir):
-        import shutil
-
         shutil.rmtree(output_dir)  # a stale run would be resumed, not redone
-    done = subprocess.run(
-        command, env=source_tree.subprocess_env(), capture_output=True, text=True, check=False
-    )
+    done = processes.run_module("convergence_run", *arguments)
     with open(output_dir + ".log", "w", encoding="utf-8") as log:
         log.write(done.stdout + "\n--- stderr ---\n" + done.stderr)
     for line in done.stdout.splitlines():
@@ -208,7 +199,7 @@ def sweep_table(sweeps):
             loss = final_validation_loss(r)
             rows.append(
                 [
-                    LABELS[optimizer],
+                    roster.label(optimizer),
                     f"{r['learning_rate']:g}",
                     "diverged/failed" if loss == float("inf") else f"{loss:.3f}",
                     "best" if r["learning_rate"] == best else "",
@@ -227,7 +218,7 @@ def results_table(rows, target, budget, train_steps):
     for optimizer, row in rows.items():
         table.append(
             [
-                LABELS[optimizer],
+                roster.label(optimizer),
                 f"{row['learning_rate']:g}",
                 _spread(row["val_loss_seeds"], 3),
                 f"{row['val_loss_at_budget']:.3f}",
@@ -258,12 +249,6 @@ def plot(sweeps, finals, target, budget, path):
     """Four panels: sweep, validation loss vs step, vs wall-clock, training loss vs step."""
     plt = docs_output.pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    colors = {
-        "sm3": "tab:red",
-        "adam": "tab:blue",
-        "adagrad": "tab:green",
-        "adafactor": "tab:purple",
-    }
     ax = axes[0, 0]
     for optimizer, results in sweeps.items():
         ok = [r for r in results if "validation_loss" in r]
@@ -271,8 +256,8 @@ def plot(sweeps, finals, target, budget, path):
             [r["learning_rate"] for r in ok],
             [final_validation_loss(r) for r in ok],
             "o-",
-            color=colors[optimizer],
-            label=LABELS[optimizer],
+            color=roster.color(optimizer),
+            label=roster.label(optimizer),
         )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
@@ -299,13 +284,13 @@ def plot(sweeps, finals, target, budget, path):
         for optimizer, results in finals.items():
             mean, per_seed = mean_curves(results)
             for c in per_seed:
-                ax.plot(c[x_key], c[y_key], color=colors[optimizer], alpha=0.3, linewidth=0.8)
+                ax.plot(c[x_key], c[y_key], color=roster.color(optimizer), alpha=0.3, linewidth=0.8)
             ax.plot(
                 mean[x_key],
                 mean[y_key],
-                color=colors[optimizer],
+                color=roster.color(optimizer),
                 linewidth=2,
-                label=f"{LABELS[optimizer]} (lr {results[0]['learning_rate']:g})",
+                label=f"{roster.label(optimizer)} (lr {results[0]['learning_rate']:g})",
             )
         if y_key == "val_loss":
             ax.axhline(
@@ -329,9 +314,7 @@ def plot(sweeps, finals, target, budget, path):
 
 def prepare_data(data_dir):
     """Generates the problem's data once, before parallel runs could race to write it."""
-    from sm3_t2t import (
-        registry,
-    )
+    from sm3_t2t import registry
 
     registry.problem(convergence_run.PROBLEM).generate_data(data_dir, None)
 
@@ -428,9 +411,28 @@ def run(args):
     )
 
 
+def in_roster_order(by_optimizer):
+    """`by_optimizer` ordered as the tables are (a reloaded JSON file has its keys sorted)."""
+    return {name: by_optimizer[name] for name in roster.names() if name in by_optimizer}
+
+
+def replot(name):
+    """Draws docs/<name>.png again from docs/results/<name>.json; trains nothing."""
+    raw = docs_output.read_results(name)
+    path = docs_output.figure_path(name)
+    plot(
+        in_roster_order(raw["sweep"]),
+        in_roster_order(raw["final"]),
+        raw["target"],
+        raw["budget_seconds"],
+        path,
+    )
+    print(f"wrote {path} from docs/results/{name}.json")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
+    parser.add_argument("--optimizers", default=",".join(roster.trainer_names()))
     parser.add_argument("--sweep_steps", type=int, default=80)
     parser.add_argument("--train_steps", type=int, default=250)
     parser.add_argument("--eval_every", type=int, default=50)
@@ -452,9 +454,14 @@ def parse_args(argv=None):
         default=4,
         help="runs at once, each with max(1, cores // parallel) TF threads",
     )
-    parser.add_argument("--data_dir", default=os.path.join(source_tree.ROOT, "output", "t2t_data"))
+    parser.add_argument("--data_dir", default=os.path.join(processes.ROOT, "output", "t2t_data"))
     parser.add_argument(
-        "--work_dir", default=os.path.join(source_tree.ROOT, "output", "bench_convergence")
+        "--work_dir", default=os.path.join(processes.ROOT, "output", "bench_convergence")
+    )
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="only draw docs/<name>.png again, from docs/results/<name>.json (no training)",
     )
     args = parser.parse_args(argv)
     args.optimizers = [o for o in args.optimizers.split(",") if o]
@@ -467,5 +474,13 @@ def parse_args(argv=None):
     return args
 
 
+def main(argv=None):
+    args = parse_args(argv)
+    if args.replot:
+        replot(args.name)
+    else:
+        run(args)
+
+
 if __name__ == "__main__":
-    run(parse_args())
+    main()

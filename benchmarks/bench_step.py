@@ -4,10 +4,11 @@ CPU Adam, SM3's TF-ops and XLA steps and Keras Adam, next to the machine's strea
 For each workload (a model's variable list from `model_shapes.py`, or one large matrix) every
 TensorFlow contender applies the same random dense gradients to the same variables through its
 Keras `apply` inside a `tf.function`; PyTorch's `Adam(fused=True)` runs in a process of its own
-(`torch_adam_worker.py`) on tensors of the same shapes. Contenders and the bandwidth probe
-(`stream_probe.py`) are timed one at a time, in an order rotated every repetition, with a short
-pause between them so no thread pool is still spinning from the previous one; the table shows
-medians. All ratios are within this one run.
+(`benchmarks.torch_adam_worker`) on tensors of the same shapes. The optimizers are the roster's
+(`benchmarks.roster`); `sm3_xla` is its `sm3` entry compiled with XLA. Contenders and the
+bandwidth probe (`benchmarks.stream_probe`) are timed one at a time, in an order rotated every
+repetition, with a short pause between them so no thread pool is still spinning from the previous
+one; the table shows medians. All ratios are within this one run.
 
 Columns: step time (median and minimum wall-clock, median CPU time of the process); the ratio to
 PyTorch's fused Adam; GB/s = the bytes the optimizer must move per float32 parameter (SM3 with a
@@ -16,52 +17,59 @@ over the median time; that as a % of the limit, the fastest probe mix of the sam
 peak extra memory of a step (TF's CPU allocator; n/a for PyTorch). A last table times the fused
 step against the TF-ops step on tall-thin, narrow and size-1-axis shapes.
 
-Usage (the kernels must be built: `python -m sm3_tf.kernel_loader --build`; PyTorch comes with
-`pip install -e '.[bench]'`):
-    python benchmarks/bench_step.py            # Transformer-Big + 8192x8192 + shapes; docs/results
-    python benchmarks/bench_step.py --model none --matrices 4096x4096 --repeats 5 --no-publish
-    python benchmarks/bench_step.py --contenders torch_adam,sm3 --model none --shapes ''
+Usage, from the repository root (the product kernels are built by `make setup`, the probe's
+library on first use or by `python -m sm3_tf.kernel_loader --build --benchmark-ops`; PyTorch's CPU
+wheel comes with `make bench`, or `pip install -e '.[torch-bench]' --extra-index-url
+https://download.pytorch.org/whl/cpu`; without it the torch_adam row is skipped and the ratios
+are to Keras Adam):
+    python -m benchmarks.bench_step            # Transformer-Big + 8192x8192 + shapes; docs/results
+    python -m benchmarks.bench_step --model none --matrices 4096x4096 --repeats 5 --no-publish
+    python -m benchmarks.bench_step --contenders torch_adam,sm3 --model none --shapes ''
 """
 
 import argparse
+import dataclasses
 import gc
 import os
-import pathlib
 import re
 import statistics
 import sys
 import time
 
-_REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(_REPO))
-sys.path.insert(0, str(_REPO / "benchmarks"))
+import keras
+import tensorflow as tf
 
-import docs_output  # noqa: E402
-import keras  # noqa: E402
-import model_shapes  # noqa: E402
-import stream_probe  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import torch_adam_worker  # noqa: E402
+from benchmarks import docs_output, model_shapes, roster, stream_probe, torch_adam_worker
+from sm3_tf import kernel_loader
 
-import sm3_tf  # noqa: E402
-from sm3_tf import kernel_loader  # noqa: E402
 
-# name -> (optimizer factory, jit_compile, bytes moved per float32 parameter per step)
+@dataclasses.dataclass(frozen=True)
+class TfStep:
+    """A TF contender: a roster entry, its constructor overrides, how its step is compiled and
+    the bytes it must move per float32 parameter per step."""
+
+    entry: str
+    overrides: dict
+    jit_compile: bool
+    bytes_per_param: int
+
+    def make(self):
+        return roster.make(self.entry, **self.overrides)
+
+
+_SM3_FUSED = dict(learning_rate=0.1, fused=True)
+# SM3 with a float32 buffer reads g, w, buf and writes w, buf (20 B); bfloat16 buffer 16; none 12.
 TF_CONTENDERS = {
-    "sm3": (lambda: sm3_tf.SM3(0.1, momentum=0.9, fused=True), False, 20),
-    "sm3_bf16": (
-        lambda: sm3_tf.SM3(0.1, momentum=0.9, momentum_dtype="bfloat16", fused=True),
-        False,
-        16,
-    ),
-    "sm3_nomom": (lambda: sm3_tf.SM3(0.1, momentum=0.0, fused=True), False, 12),
-    "sm3_tf_ops": (lambda: sm3_tf.SM3(0.1, momentum=0.9, fused=False), False, 20),
-    "sm3_xla": (lambda: sm3_tf.SM3(0.1, momentum=0.9), True, 20),
-    "adam": (lambda: keras.optimizers.Adam(1e-3), False, 28),
-    "adagrad": (lambda: keras.optimizers.Adagrad(1e-2), False, 20),
-    "adafactor": (lambda: keras.optimizers.Adafactor(1e-3), False, 12),
+    "sm3": TfStep("sm3", _SM3_FUSED, False, 20),
+    "sm3_bf16": TfStep("sm3_bf16", _SM3_FUSED, False, 16),
+    "sm3_nomom": TfStep("sm3_nomom", _SM3_FUSED, False, 12),
+    "sm3_tf_ops": TfStep("sm3_tf_ops", dict(learning_rate=0.1), False, 20),
+    "sm3_xla": TfStep("sm3", dict(learning_rate=0.1), True, 20),
+    "adam": TfStep("adam", dict(learning_rate=1e-3), False, 28),
+    "adagrad": TfStep("adagrad", dict(learning_rate=1e-2), False, 20),
+    "adafactor": TfStep("adafactor", dict(learning_rate=1e-3), False, 12),
 }
-CONTENDERS = ["torch_adam", *TF_CONTENDERS]
+CONTENDERS = [torch_adam_worker.NAME, *TF_CONTENDERS]
 DEFAULT_CONTENDERS = ["torch_adam", "sm3", "sm3_bf16", "sm3_nomom", "sm3_tf_ops", "sm3_xla", "adam"]
 # Fused vs TF ops on shapes with size-1 axes, few or narrow rows (issue 14's tall-thin case).
 DEFAULT_SHAPES = "4194304x1,1048576x4,131072x33,1024x1x1024,4x1048576,1x4194304,4194304,2048x2048"
@@ -94,15 +102,16 @@ class TfContender:
     """One Keras optimizer's compiled step over the shared variables and gradients."""
 
     def __init__(self, name, variables, grads):
-        factory, jit_compile, self.bytes_per_param = TF_CONTENDERS[name]
+        spec = TF_CONTENDERS[name]
         self.name = name
-        self.optimizer = factory()
+        self.bytes_per_param = spec.bytes_per_param
+        self.optimizer = spec.make()
         self.optimizer.build(variables)
 
         def step():
             self.optimizer.apply(grads, variables)
 
-        self.step = tf.function(step, jit_compile=jit_compile)
+        self.step = tf.function(step, jit_compile=spec.jit_compile)
         self.wall, self.cpu = [], []
         self.run()  # trace (and XLA-compile)
         self.run()
@@ -130,7 +139,7 @@ def make_contenders(names, shapes, torch_worker):
     grads = [tf.random.normal(shape, stddev=1e-3) for shape in shapes]
     contenders = []
     for name in names:
-        if name == "torch_adam":
+        if name == torch_adam_worker.NAME:
             if torch_worker is not None:
                 contenders.append(torch_worker.contender(shapes))
         else:
@@ -208,7 +217,7 @@ def _format(value, spec, missing="n/a"):
 def workload_table(workload):
     results = workload["results"]
     by_name = {r["contender"]: r for r in results}
-    basis = "torch_adam" if "torch_adam" in by_name else "adam"
+    basis = torch_adam_worker.NAME if torch_adam_worker.NAME in by_name else "adam"
     base = by_name[basis]["median_s"] if basis in by_name else None
     limit = max(workload["probe_gbps"].values()) if workload["probe_gbps"] else None
     rows = []
@@ -308,7 +317,7 @@ def main(argv=None):
     )
     print(header, flush=True)
     torch_worker, torch_note = None, None
-    if "torch_adam" in args.names:
+    if torch_adam_worker.NAME in args.names:
         torch_worker, torch_note = torch_adam_worker.start()
         print(torch_note, flush=True)
     probe = stream_probe.StreamProbe(stream_probe.default_mixes(args.probe_non_temporal))
@@ -351,7 +360,7 @@ def main(argv=None):
         print(f"\n{stopwatch.summary()}")
     else:
         docs_output.publish(
-            "step", "Optimizer step speed (bench_step.py)", tables, raw, stopwatch, [header]
+            "step", "Optimizer step speed (bench_step)", tables, raw, stopwatch, [header]
         )
     return 0
 

@@ -1,17 +1,17 @@
 """Regenerates every benchmark table and figure in docs/ (what `make bench` runs).
 
-    python benchmarks/run_all.py                      # all parts, in the order below
-    python benchmarks/run_all.py --only memory        # one part (repeatable: --only a --only b)
+    python -m benchmarks.run_all                      # all parts, in the order below
+    python -m benchmarks.run_all --only memory        # one part (repeatable: --only a --only b)
 
 Parts (each under 30 minutes on an otherwise idle 2-core machine; see docs/benchmarks.md for
 the times measured):
-  memory       bench_memory.py: optimizer state of three models; peak RSS of a
+  memory       bench_memory: optimizer state of three models; peak RSS of a
                transformer_big step per optimizer            -> docs/memory_*.png
-  headroom     bench_batch_headroom.py: largest transformer_big batch within a memory budget
+  headroom     bench_batch_headroom: largest transformer_big batch within a memory budget
                                                               -> docs/batch_headroom.png
-  convergence  bench_convergence.py: transformer_small on Wesnoth en->fr, sweep then 2 seeds
+  convergence  bench_convergence: transformer_small on Wesnoth en->fr, sweep then 2 seeds
                                                               -> docs/convergence.png
-  step         bench_step.py: optimizer step time (the kernels benchmark)
+  step         bench_step: optimizer step time (the kernels benchmark)
 Each part writes docs/results/<part>.md with its command, the machine's load and its tables.
 
 Memory and headroom share their probes when run together (the headroom lines get the memory
@@ -20,40 +20,38 @@ peak memory measured while another part runs would not mean much.
 """
 
 import argparse
-import subprocess
-import sys
 
-import docs_output
-import source_tree
+from benchmarks import docs_output, processes
 
 PARTS = ("memory", "headroom", "convergence", "step")
 MEMORY_BATCH_TOKENS = 2048  # transformer_big's own batch_size hparam
 
 
 def run_memory():
-    import bench_memory
+    from benchmarks import bench_memory
 
     bench_memory.run(batch_tokens=MEMORY_BATCH_TOKENS)
 
 
 def run_headroom(shared_with_memory):
-    import bench_batch_headroom
+    from benchmarks import bench_batch_headroom
 
     extra = (MEMORY_BATCH_TOKENS,) if shared_with_memory else ()
     bench_batch_headroom.run(budget_batch=1024, extra_batches=extra)
 
 
 def run_convergence():
-    import bench_convergence
+    from benchmarks import bench_convergence
 
     bench_convergence.run(bench_convergence.parse_args([]))
 
 
 def run_step():
-    """bench_step.py in its own process (it sets up TF and its PyTorch worker itself); it writes
-    docs/results/step.{md,json}."""
-    command = [sys.executable, f"{source_tree.BENCHMARKS_DIR}/bench_step.py"]
-    subprocess.run(command, env=source_tree.subprocess_env(), check=True)
+    """bench_step in its own process (it sets up TF and its PyTorch worker itself); it writes
+    docs/results/step.{md,json} through docs_output.publish."""
+    done = processes.run_module("bench_step", capture_output=False)
+    if done.returncode:
+        raise RuntimeError(f"bench_step failed (exit {done.returncode})")
 
 
 def main():

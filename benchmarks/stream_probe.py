@@ -1,11 +1,12 @@
-"""The memory-bandwidth probe of bench_step.py: the optimizers' own access mixes, as fast as the
+"""The memory-bandwidth probe of bench_step: the optimizers' own access mixes, as fast as the
 machine streams them.
 
-Each `Mix` runs the benchmark op `Sm3StreamProbe` (kernels/cc, benchmark-only) on TF's intra-op
-thread pool, the threads the SM3 kernels use: every element of `reads` read-only streams and
-`writes` read-written streams is loaded, and the written ones are stored back in place; that is
-4 * (reads + 2 * writes) bytes per element, counting every byte once as the optimizers' figures
-do (an in-place store needs no extra read). The default mixes are the optimizers' own:
+Each `Mix` runs the benchmark op `Sm3>StreamProbe` (the benchmarks' own library,
+`kernel_loader.benchmark_ops()`, built on first use) on TF's intra-op thread pool, the threads
+the SM3 kernels use: every element of `reads` read-only streams and `writes` read-written streams
+is loaded, and the written ones are stored back in place; that is 4 * (reads + 2 * writes) bytes
+per element, counting every byte once as the optimizers' figures do (an in-place store needs no
+extra read). The default mixes are the optimizers' own:
 
   r1w1  12 B  g read, w read and written           (SM3 without momentum)
   r1w2  20 B  g read, w and buf read and written   (SM3 with a float32 buffer)
@@ -17,7 +18,7 @@ do (an in-place store needs no extra read). The default mixes are the optimizers
 
 each with the streams at one offset modulo 2 MiB (how TF's allocator places equal-sized tensors,
 `skew` 0) and skewed by 4160 bytes, with 4 KiB software prefetch (as the SM3 loops do). The
-limit that bench_step.py reports percentages against is the fastest of them in the same run;
+limit that bench_step reports percentages against is the fastest of them in the same run;
 non-temporal stores (`--probe-non-temporal`) did not help on the machines measured, the in-place
 streams are read anyway (docs/kernels_benchmark.md).
 """
@@ -71,7 +72,7 @@ class StreamProbe:
     """All mixes over one float32 variable big enough for the largest; timed one run at a time."""
 
     def __init__(self, mixes, elements=ELEMENTS):
-        ops = kernel_loader.ops()
+        ops = kernel_loader.benchmark_ops()
         self.mixes = mixes
         self.elements = elements
         streams = max(m.reads + m.writes for m in mixes)

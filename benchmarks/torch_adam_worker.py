@@ -1,9 +1,10 @@
-"""PyTorch's fused CPU Adam as a bench_step.py contender, in a process of its own.
+"""PyTorch's fused CPU Adam as a bench_step contender, in a process of its own.
 
-bench_step.py starts this module as a subprocess and drives it over stdin/stdout, one JSON object
-per line, so that PyTorch's OpenMP threads and TensorFlow's thread pools never share a process
-while the other one is timed:
+bench_step starts this module (`python -m benchmarks.torch_adam_worker`) and drives it over
+stdin/stdout, one JSON object per line, so that PyTorch never loads into the TensorFlow process:
+its OpenMP threads and TensorFlow's thread pools never share a process while the other is timed.
 
+    {"cmd": "hello"}   ->  {"torch": "2.6.0+cpu", "threads": 2}  or  {"unavailable": "why not"}
     {"cmd": "build", "shapes": [[8192, 8192], ...]}  ->  {"params": 67108864}
     {"cmd": "step"}                                   ->  {"wall": 0.031, "cpu": 0.060}
     {"cmd": "free"}                                   ->  {"ok": true}
@@ -12,16 +13,17 @@ while the other one is timed:
 `torch.optim.Adam(fused=True)` updates every tensor with one fused CPU kernel (ATen's
 FusedAdamKernel): it reads g, w, m, v and writes w, m, v, 28 bytes per float32 parameter.
 
-    python benchmarks/torch_adam_worker.py --check    # says whether PyTorch is usable here
+    python -m benchmarks.torch_adam_worker --check    # says whether PyTorch is usable here
 """
 
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 
+from benchmarks import processes
+
+NAME = "torch_adam"  # its benchmarks.roster entry
 BYTES_PER_PARAM = 28
 
 
@@ -31,9 +33,8 @@ def unavailable_reason():
         import torch
     except ImportError as error:
         return (
-            f"PyTorch is not installed ({error}); install the bench extra: pip install "
-            "-e '.[bench]' (a CPU wheel: pip install torch --index-url "
-            "https://download.pytorch.org/whl/cpu)"
+            f"PyTorch is not installed ({error}); `make bench` installs its CPU wheel (pip "
+            "install -e '.[torch-bench]' --extra-index-url https://download.pytorch.org/whl/cpu)"
         )
     try:
         parameter = torch.nn.Parameter(torch.zeros(4))
@@ -77,14 +78,30 @@ class Worker:
         return {"ok": True}
 
 
+def hello():
+    """What the coordinator prints about this contender, or why it cannot run here."""
+    reason = unavailable_reason()
+    if reason is not None:
+        return {"unavailable": reason}
+    import torch
+
+    return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+
+
 def serve(stdin=sys.stdin, stdout=sys.stdout):
-    worker = Worker()
+    worker = None  # imports torch: only once `hello` found it usable
     for line in stdin:
         request = json.loads(line)
         command = request["cmd"]
         if command == "quit":
             return
-        if command == "build":
+        if command == "hello":
+            reply = hello()
+            if "unavailable" not in reply:
+                worker = Worker()
+        elif worker is None:
+            reply = {"error": f"{command!r} before a successful hello"}
+        elif command == "build":
             reply = worker.build([tuple(s) for s in request["shapes"]])
         elif command == "step":
             reply = worker.step()
@@ -100,12 +117,7 @@ class Client:
     """The coordinator's side: starts the worker process and times steps through it."""
 
     def __init__(self):
-        self.process = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        self.process = processes.start_module("torch_adam_worker")
 
     def request(self, **message):
         self.process.stdin.write(json.dumps(message) + "\n")
@@ -131,7 +143,7 @@ class Client:
 
 
 class Contender:
-    name = "torch_adam"
+    name = NAME
     bytes_per_param = BYTES_PER_PARAM
 
     def __init__(self, client):
@@ -154,15 +166,18 @@ class Contender:
 
 
 def start():
-    """(Client, note) when PyTorch's fused Adam is usable here, else (None, why not)."""
-    reason = unavailable_reason()
-    if reason is not None:
-        return None, f"torch_adam skipped: {reason}"
-    import torch
+    """(Client, note) when PyTorch's fused Adam is usable in the worker, else (None, why not).
 
-    return Client(), (
-        f"torch_adam: PyTorch {torch.__version__}, Adam(fused=True), {torch.get_num_threads()} "
-        "threads, in its own process"
+    The check runs in the worker, so torch never loads into the calling (TensorFlow) process.
+    """
+    client = Client()
+    reply = client.request(cmd="hello")
+    if "unavailable" in reply:
+        client.quit()
+        return None, f"{NAME} skipped: {reply['unavailable']}"
+    return client, (
+        f"{NAME}: PyTorch {reply['torch']}, Adam(fused=True), {reply['threads']} threads, "
+        "in its own process"
     )
 
 

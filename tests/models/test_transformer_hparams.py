@@ -4,11 +4,12 @@ import keras
 import pytest
 
 from sm3_t2t import (
+    optimizers,
     registry,
     trainer,
     transformer_hparams,  # noqa: F401  (registers the sets)
 )
-from sm3_tf import SM3, factory
+from sm3_tf import SM3
 
 SETS = ("transformer_tiny", "transformer_small", "transformer_base", "transformer_big")
 
@@ -112,7 +113,7 @@ def test_xla_switches_to_fixed_shapes():
 )
 def test_optimizer_is_selectable(name, expected):
     hparams = trainer.resolve_hparams(_options(hparams=f"optimizer={name}"))
-    optimizer = factory.make_optimizer(hparams, total_steps=10)
+    optimizer = optimizers.make_optimizer(hparams, total_steps=10)
     assert isinstance(optimizer, expected)
     if name == "sm3":
         assert optimizer.momentum == pytest.approx(0.9)
