@@ -6,6 +6,10 @@ TENSORFLOW ?= tensorflow-cpu==2.21.0
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# PyTorch's CPU wheel, bench_step's reference contender (fused Adam): only `make bench` installs
+# it (setup.py's torch-bench extra), so `make setup`, `make test` and CI stay lean.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_STAMP := $(VENV)/.torch-bench-stamp
 
 .PHONY: setup demo test lint bench wheel-check clean
 
@@ -36,7 +40,11 @@ lint: setup
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 
-bench: setup
+$(TORCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --extra-index-url $(TORCH_INDEX) -e '.[torch-bench]'
+	touch $@
+
+bench: setup $(TORCH_STAMP)
 	$(PY) -m benchmarks.run_all
 
 # The platform wheel: built, installed into a fresh venv without a compiler, fused path checked.

@@ -4,6 +4,8 @@
     pip install 'sm3-tf[tensorflow-cpu]'  # or [tensorflow]: also installs a supported TensorFlow
     pip install 'sm3-tf[jax]'             # or [torch]: Keras 3 on JAX / PyTorch, no TensorFlow
     pip install -e '.[test,models]'       # a checkout: python -m sm3_tf.kernel_loader --build
+    pip install -e '.[torch-bench]' --extra-index-url https://download.pytorch.org/whl/cpu
+                                          # PyTorch's CPU wheel: bench_step's fused-Adam reference
 
 As in TF Addons, TensorFlow is not an install requirement: it comes in several distributions
 (tensorflow, tensorflow-cpu, tensorflow-macos, ...) and installing sm3-tf must not swap the user's
@@ -122,6 +124,9 @@ setup(
         "models": ["sentencepiece", "sacrebleu", "absl-py", "tensorflow-datasets", "tensorboard"],
         "plots": ["matplotlib"],
         "bench": ["matplotlib", "psutil"],
+        # bench_step's reference contender, PyTorch's fused CPU Adam: `make bench` installs it
+        # with the CPU wheel index; CI and `make setup` do not (a large download no test needs).
+        "torch-bench": ["torch>=2.4"],
     },
     entry_points={
         "console_scripts": [

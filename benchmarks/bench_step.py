@@ -1,26 +1,35 @@
-"""Times one optimizer step over a whole model's variables: SM3 fused vs TF ops vs XLA vs Keras.
+"""Times one optimizer step over a model's variables: SM3's fused kernel against PyTorch's fused
+CPU Adam, SM3's TF-ops and XLA steps and Keras Adam, next to the machine's streaming bandwidth.
 
-In one process, for each workload (a model's variable list from `model_shapes.py`, or single large
-matrices), every contender applies the same random dense gradients to the same variables through
-its Keras `apply` inside a `tf.function`; contenders are interleaved, their order rotated every
-repetition, and the median is reported. In the same rotation the `Sm3>StreamTriad` op (the
-benchmark library, `python -m sm3_tf.kernel_loader --build --benchmark-ops`) measures the
-machine's memory bandwidth (STREAM triad, a = b + s * c, counted as 12 bytes per element).
+For each workload (a model's variable list from `model_shapes.py`, or one large matrix) every
+TensorFlow contender applies the same random dense gradients to the same variables through its
+Keras `apply` inside a `tf.function`; PyTorch's `Adam(fused=True)` runs in a process of its own
+(`benchmarks.torch_adam_worker`) on tensors of the same shapes. The optimizers are the roster's
+(`benchmarks.roster`); `sm3_xla` is its `sm3` entry compiled with XLA. Contenders and the
+bandwidth probe (`benchmarks.stream_probe`) are timed one at a time, in an order rotated every
+repetition, with a short pause between them so no thread pool is still spinning from the previous
+one; the table shows medians. All ratios are within this one run.
 
-Printed per contender: median step time, ratio to Keras Adam, achieved GB/s (the bytes the
-optimizer must move per parameter, e.g. SM3 with momentum reads g, w, buf and writes w, buf: 20;
-Adam 28), that as a fraction of the triad bandwidth, and the peak extra memory of a step: the
-peak of TF's CPU allocator during one more step minus what it held before (tensors and kernel
-scratch; TF's oneDNN-enabled CPU allocator keeps these statistics).
+Columns: step time (median and minimum wall-clock, median CPU time of the process); the ratio to
+PyTorch's fused Adam; GB/s = the bytes the optimizer must move per float32 parameter (SM3 with a
+float32 buffer 20: reads g, w, buf, writes w, buf; bfloat16 buffer 16; no momentum 12; Adam 28)
+over the median time; that as a % of the limit, the fastest probe mix of the same run; and the
+peak extra memory of a step (TF's CPU allocator; n/a for PyTorch). A last table times the fused
+step against the TF-ops step on tall-thin, narrow and size-1-axis shapes.
 
-Usage (from the repository root; the kernels must be built: `python -m sm3_tf.kernel_loader
---build`):
-    python -m benchmarks.bench_step                          # Transformer-Big + 2 matrices
-    python -m benchmarks.bench_step --model transformer_base --matrices 4096x4096 --repeats 7
-    python -m benchmarks.bench_step --contenders sm3_fused,adam --model none --matrices 8192x8192
+Usage, from the repository root (the product kernels are built by `make setup`, the probe's
+library on first use or by `python -m sm3_tf.kernel_loader --build --benchmark-ops`; PyTorch's CPU
+wheel comes with `make bench`, or `pip install -e '.[torch-bench]' --extra-index-url
+https://download.pytorch.org/whl/cpu`; without it the torch_adam row is skipped and the ratios
+are to Keras Adam):
+    python -m benchmarks.bench_step            # Transformer-Big + 8192x8192 + shapes; docs/results
+    python -m benchmarks.bench_step --model none --matrices 4096x4096 --repeats 5 --no-publish
+    python -m benchmarks.bench_step --contenders torch_adam,sm3 --model none --shapes ''
 """
 
 import argparse
+import dataclasses
+import gc
 import os
 import re
 import statistics
@@ -30,27 +39,47 @@ import time
 import keras
 import tensorflow as tf
 
-from benchmarks import model_shapes, roster
+from benchmarks import docs_output, model_shapes, roster, stream_probe, torch_adam_worker
 from sm3_tf import kernel_loader
 
-# name -> (optimizer factory, jit_compile, bytes moved per parameter per step); the optimizers
-# are the roster's, SM3 on each of its paths.
-CONTENDERS = {
-    "sm3_fused": (lambda: roster.make("sm3", learning_rate=0.1, fused=True), False, 20),
-    "sm3_tf_ops": (lambda: roster.make("sm3_tf_ops", learning_rate=0.1), False, 20),
-    "sm3_xla": (lambda: roster.make("sm3", learning_rate=0.1), True, 20),
-    "adam": (lambda: roster.make("adam", learning_rate=1e-3), False, 28),
-    "adagrad": (lambda: roster.make("adagrad", learning_rate=1e-2), False, 20),
-    "adafactor": (lambda: roster.make("adafactor", learning_rate=1e-3), False, 12),
+
+@dataclasses.dataclass(frozen=True)
+class TfStep:
+    """A TF contender: a roster entry, its constructor overrides, how its step is compiled and
+    the bytes it must move per float32 parameter per step."""
+
+    entry: str
+    overrides: dict
+    jit_compile: bool
+    bytes_per_param: int
+
+    def make(self):
+        return roster.make(self.entry, **self.overrides)
+
+
+_SM3_FUSED = dict(learning_rate=0.1, fused=True)
+# SM3 with a float32 buffer reads g, w, buf and writes w, buf (20 B); bfloat16 buffer 16; none 12.
+TF_CONTENDERS = {
+    "sm3": TfStep("sm3", _SM3_FUSED, False, 20),
+    "sm3_bf16": TfStep("sm3_bf16", _SM3_FUSED, False, 16),
+    "sm3_nomom": TfStep("sm3_nomom", _SM3_FUSED, False, 12),
+    "sm3_tf_ops": TfStep("sm3_tf_ops", dict(learning_rate=0.1), False, 20),
+    "sm3_xla": TfStep("sm3", dict(learning_rate=0.1), True, 20),
+    "adam": TfStep("adam", dict(learning_rate=1e-3), False, 28),
+    "adagrad": TfStep("adagrad", dict(learning_rate=1e-2), False, 20),
+    "adafactor": TfStep("adafactor", dict(learning_rate=1e-3), False, 12),
 }
-TRIAD_BYTES_PER_ELEMENT = 12
-TRIAD_ELEMENTS = 64 * 1024 * 1024  # 3 x 256 MiB: far beyond any cache
+CONTENDERS = [torch_adam_worker.NAME, *TF_CONTENDERS]
+DEFAULT_CONTENDERS = ["torch_adam", "sm3", "sm3_bf16", "sm3_nomom", "sm3_tf_ops", "sm3_xla", "adam"]
+# Fused vs TF ops on shapes with size-1 axes, few or narrow rows (issue 14's tall-thin case).
+DEFAULT_SHAPES = "4194304x1,1048576x4,131072x33,1024x1x1024,4x1048576,1x4194304,4194304,2048x2048"
+PAUSE_S = 0.05  # between two timed runs: lets the previous contender's threads go idle
 
 
-def parse_matrix(text):
-    """'32768x1024' -> (32768, 1024)."""
-    if not re.fullmatch(r"\d+(x\d+)+", text):
-        raise argparse.ArgumentTypeError(f"matrix shapes look like 4096x1024, got {text!r}")
+def parse_shape(text):
+    """'32768x1024' -> (32768, 1024); '4194304' -> (4194304,)."""
+    if not re.fullmatch(r"\d+(x\d+)*", text):
+        raise argparse.ArgumentTypeError(f"shapes look like 4096x1024, got {text!r}")
     return tuple(int(d) for d in text.split("x"))
 
 
@@ -69,157 +98,270 @@ def step_peak_extra_bytes(step):
         return None
 
 
-class Contender:
-    """One optimizer's compiled step over the shared variables and gradients."""
+class TfContender:
+    """One Keras optimizer's compiled step over the shared variables and gradients."""
 
     def __init__(self, name, variables, grads):
-        factory, jit_compile, self.bytes_per_param = CONTENDERS[name]
+        spec = TF_CONTENDERS[name]
         self.name = name
-        self.optimizer = factory()
+        self.bytes_per_param = spec.bytes_per_param
+        self.optimizer = spec.make()
         self.optimizer.build(variables)
 
         def step():
             self.optimizer.apply(grads, variables)
 
-        self.step = tf.function(step, jit_compile=jit_compile)
-        self.times = []
+        self.step = tf.function(step, jit_compile=spec.jit_compile)
+        self.wall, self.cpu = [], []
+        self.run()  # trace (and XLA-compile)
+        self.run()
 
     def run(self):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         self.step()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu_start
+
+    def record(self):
+        wall, cpu = self.run()
+        self.wall.append(wall)
+        self.cpu.append(cpu)
+
+    def peak_extra_mib(self):
+        extra = step_peak_extra_bytes(self.step)
+        return None if extra is None else extra / 2**20
 
 
-class Triad:
-    """The bandwidth probe, timed in the same rotation as the contenders."""
-
-    name = "triad"
-
-    def __init__(self):
-        ops = kernel_loader.benchmark_ops()
-        self.a = tf.Variable(tf.zeros([TRIAD_ELEMENTS]))
-        b = tf.random.normal([TRIAD_ELEMENTS])
-        c = tf.random.normal([TRIAD_ELEMENTS])
-
-        def step():
-            ops.sm3_stream_triad(a=self.a.handle, b=b, c=c, scale=3.0)
-
-        self.step = tf.function(step)
-        self.times = []
-
-    def run(self):
-        start = time.perf_counter()
-        self.step()
-        return time.perf_counter() - start
-
-    def bandwidth(self):
-        return TRIAD_BYTES_PER_ELEMENT * TRIAD_ELEMENTS / statistics.median(self.times) / 1e9
-
-
-def measure_workload(title, shapes, contender_names, repeats, triad):
-    """Times every contender on `shapes`; returns a list of result dicts."""
-    params = model_shapes.parameter_count(shapes)
-    print(f"\n## {title}: {len(shapes)} variables, {params / 1e6:.1f}M parameters", flush=True)
+def make_contenders(names, shapes, torch_worker):
     variables = [
         keras.Variable(tf.random.normal(shape, stddev=0.02), name=f"v{i}")
-        for i, (_, shape) in enumerate(shapes)
+        for i, shape in enumerate(shapes)
     ]
-    grads = [tf.random.normal(shape, stddev=1e-3) for _, shape in shapes]
-    contenders = [Contender(name, variables, grads) for name in contender_names]
-    for contender in contenders:
-        contender.run()  # trace (and XLA-compile)
-        contender.run()
-    rotation = contenders + [triad]
+    grads = [tf.random.normal(shape, stddev=1e-3) for shape in shapes]
+    contenders = []
+    for name in names:
+        if name == torch_adam_worker.NAME:
+            if torch_worker is not None:
+                contenders.append(torch_worker.contender(shapes))
+        else:
+            contenders.append(TfContender(name, variables, grads))
+    return contenders, variables, grads
+
+
+def time_rotation(items, repeats):
+    """Runs every item's `record()` `repeats` times, the order rotated each time."""
     for repeat in range(repeats):
-        shift = repeat % len(rotation)
-        for item in rotation[shift:] + rotation[:shift]:
-            item.times.append(item.run())
+        shift = repeat % len(items)
+        for item in items[shift:] + items[:shift]:
+            time.sleep(PAUSE_S)
+            item()
+
+
+def measure_workload(title, shapes, names, repeats, probe, torch_worker):
+    """Times `names` and the probe mixes on `shapes`; returns the workload's result dict."""
+    params = model_shapes.parameter_count([(None, s) for s in shapes])
+    print(f"\n## {title}: {len(shapes)} variables, {params / 1e6:.1f}M parameters", flush=True)
+    contenders, variables, grads = make_contenders(names, shapes, torch_worker)
+    probe.reset()
+    load_before = docs_output.load_average()
+    items = [c.record for c in contenders]
+    items += [lambda mix=mix: probe.record(mix) for mix in probe.mixes]
+    time_rotation(items, repeats)
+    bandwidths = probe.bandwidths()
     results = []
     for contender in contenders:
-        extra = step_peak_extra_bytes(contender.run)
-        median = statistics.median(contender.times)
+        median = statistics.median(contender.wall)
         results.append(
             dict(
-                workload=title,
                 contender=contender.name,
-                params=params,
+                bytes_per_param=contender.bytes_per_param,
                 median_s=median,
-                min_s=min(contender.times),
+                min_s=min(contender.wall),
+                cpu_s=statistics.median(contender.cpu),
                 gbps=contender.bytes_per_param * params / median / 1e9,
-                extra_mib=None if extra is None else extra / 2**20,
+                extra_mib=contender.peak_extra_mib(),
             )
         )
+    for contender in contenders:
+        if hasattr(contender, "close"):
+            contender.close()
     del contenders, variables, grads
-    return results
-
-
-def print_table(results, bandwidth):
-    adam = {r["workload"]: r["median_s"] for r in results if r["contender"] == "adam"}
-    print(f"\nTriad bandwidth (same run, median): {bandwidth:.1f} GB/s\n")
-    print(
-        "| workload | optimizer | step (s, median) | min (s) | x Keras Adam | GB/s | % of triad "
-        "| peak extra MiB | % of params |"
+    gc.collect()
+    return dict(
+        workload=title,
+        params=params,
+        variables=len(shapes),
+        results=results,
+        probe_gbps=bandwidths,
+        load_before=load_before,
+        load_after=docs_output.load_average(),
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+
+
+def measure_shapes(shapes, repeats):
+    """Fused SM3 against the TF-ops step (momentum 0.9) per shape, alternating."""
+    rows = []
+    for shape in shapes:
+        contenders, variables, grads = make_contenders(["sm3", "sm3_tf_ops"], [shape], None)
+        time_rotation([c.record for c in contenders], repeats)
+        fused, tf_ops = (statistics.median(c.wall) for c in contenders)
+        rows.append(dict(shape=list(shape), fused_s=fused, tf_ops_s=tf_ops))
+        del contenders, variables, grads
+        gc.collect()
+    return rows
+
+
+def _format(value, spec, missing="n/a"):
+    return missing if value is None else format(value, spec)
+
+
+def workload_table(workload):
+    results = workload["results"]
+    by_name = {r["contender"]: r for r in results}
+    basis = torch_adam_worker.NAME if torch_adam_worker.NAME in by_name else "adam"
+    base = by_name[basis]["median_s"] if basis in by_name else None
+    limit = max(workload["probe_gbps"].values()) if workload["probe_gbps"] else None
+    rows = []
     for r in results:
-        ratio = r["median_s"] / adam[r["workload"]] if r["workload"] in adam else float("nan")
-        param_mib = 4 * r["params"] / 2**20
-        print(
-            f"| {r['workload']} | {r['contender']} | {r['median_s']:.3f} | {r['min_s']:.3f} "
-            f"| {ratio:.2f} | {r['gbps']:.1f} | {100 * r['gbps'] / bandwidth:.0f}% "
-            f"| {_format(r['extra_mib'], '.2f')} "
-            f"| {_format(r['extra_mib'] and 100 * r['extra_mib'] / param_mib, '.2f')}% |"
+        rows.append(
+            [
+                r["contender"],
+                r["bytes_per_param"],
+                f"{1e3 * r['median_s']:.1f}",
+                f"{1e3 * r['min_s']:.1f}",
+                f"{1e3 * r['cpu_s']:.1f}",
+                _format(base and r["median_s"] / base, ".2f"),
+                f"{r['gbps']:.1f}",
+                _format(limit and 100 * r["gbps"] / limit, ".0f"),
+                _format(r["extra_mib"], ".2f"),
+            ]
         )
+    headers = [
+        "optimizer",
+        "B/param",
+        "step ms",
+        "min ms",
+        "CPU ms",
+        f"x {basis}",
+        "GB/s",
+        "% of limit",
+        "peak extra MiB",
+    ]
+    return docs_output.format_table(headers, rows)
 
 
-def _format(value, spec):
-    return "n/a" if value is None else format(value, spec)
+def probe_table(workload):
+    rows = [[name, f"{gbps:.1f}"] for name, gbps in workload["probe_gbps"].items()]
+    return docs_output.format_table(["probe mix", "GB/s"], rows)
 
 
-def main(argv=None):
+def shapes_table(rows):
+    table = [
+        [
+            "x".join(map(str, r["shape"])),
+            f"{1e3 * r['fused_s']:.1f}",
+            f"{1e3 * r['tf_ops_s']:.1f}",
+            f"{r['fused_s'] / r['tf_ops_s']:.2f}",
+        ]
+        for r in rows
+    ]
+    return docs_output.format_table(["shape", "fused ms", "TF ops ms", "fused / TF ops"], table)
+
+
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--model", default="transformer_big", choices=sorted(model_shapes.MODELS) + ["none"]
     )
     parser.add_argument(
-        "--matrices",
-        default="32768x1024,8192x8192",
-        help="comma-separated shapes timed one at a time ('' for none)",
+        "--matrices", default="8192x8192", help="comma-separated shapes timed one at a time"
     )
     parser.add_argument(
         "--contenders",
-        default=",".join(CONTENDERS),
+        default=",".join(DEFAULT_CONTENDERS),
         help=f"comma-separated subset of {','.join(CONTENDERS)}",
     )
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--shapes", default=DEFAULT_SHAPES, help="fused vs TF-ops shapes ('' for none)"
+    )
+    parser.add_argument(
+        "--probe-non-temporal", action="store_true", help="also probe non-temporal stores"
+    )
+    parser.add_argument(
+        "--no-publish", action="store_true", help="print only; leave docs/results alone"
+    )
     args = parser.parse_args(argv)
-    names = [n for n in args.contenders.split(",") if n]
-    unknown = [n for n in names if n not in CONTENDERS]
+    args.names = [n for n in args.contenders.split(",") if n]
+    unknown = [n for n in args.names if n not in CONTENDERS]
     if unknown:
-        parser.error(f"unknown --contenders {unknown}; choose from {list(CONTENDERS)}")
+        parser.error(f"unknown --contenders {unknown}; choose from {CONTENDERS}")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    matrices = [parse_matrix(m) for m in args.matrices.split(",") if m]
+    try:
+        args.matrix_shapes = [parse_shape(m) for m in args.matrices.split(",") if m]
+        args.sweep_shapes = [parse_shape(s) for s in args.shapes.split(",") if s]
+    except argparse.ArgumentTypeError as error:
+        parser.error(str(error))
+    return args
 
+
+def main(argv=None):
+    args = parse_args(argv)
+    tf.get_logger().setLevel("ERROR")  # every contender and probe mix is its own tf.function
+    stopwatch = docs_output.Stopwatch()
     ops = kernel_loader.ops()
-    print(
+    header = (
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
         f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
         f"SM3 kernel loops: {ops.sm3_kernel_isa().numpy().decode()}"
     )
-    print(f"load average before: {os.getloadavg()}", flush=True)
-    triad = Triad()
-    triad.run()
-    results = []
-    if args.model != "none":
-        results += measure_workload(
-            args.model, model_shapes.MODELS[args.model](), names, args.repeats, triad
+    print(header, flush=True)
+    torch_worker, torch_note = None, None
+    if torch_adam_worker.NAME in args.names:
+        torch_worker, torch_note = torch_adam_worker.start()
+        print(torch_note, flush=True)
+    probe = stream_probe.StreamProbe(stream_probe.default_mixes(args.probe_non_temporal))
+    workloads = []
+    try:
+        if args.model != "none":
+            shapes = [s for _, s in model_shapes.MODELS[args.model]()]
+            workloads.append(
+                measure_workload(args.model, shapes, args.names, args.repeats, probe, torch_worker)
+            )
+        for shape in args.matrix_shapes:
+            title = "x".join(map(str, shape))
+            workloads.append(
+                measure_workload(title, [shape], args.names, args.repeats, probe, torch_worker)
+            )
+    finally:
+        if torch_worker is not None:
+            torch_worker.quit()
+    del probe
+    shape_rows = measure_shapes(args.sweep_shapes, max(3, args.repeats))
+    tables = []
+    for w in workloads:
+        caption = (
+            f"{w['workload']} ({w['variables']} variables, {w['params'] / 1e6:.1f}M parameters), "
+            f"load average {w['load_before']} before, {w['load_after']} after:"
         )
-    for shape in matrices:
-        title = "x".join(map(str, shape))
-        results += measure_workload(title, [(title, shape)], names, args.repeats, triad)
-    print(f"load average after: {os.getloadavg()}")
-    print_table(results, triad.bandwidth())
+        tables.append((caption, workload_table(w)))
+        tables.append((f"{w['workload']}: bandwidth probe (same rotation):", probe_table(w)))
+    if shape_rows:
+        tables.append(
+            (
+                "Fused vs TF-ops step (SM3, momentum 0.9), median wall-clock:",
+                shapes_table(shape_rows),
+            )
+        )
+    raw = dict(header=header, torch=torch_note, workloads=workloads, shapes=shape_rows)
+    if args.no_publish:
+        for caption, table in tables:
+            print(f"\n{caption}\n{table}")
+        print(f"\n{stopwatch.summary()}")
+    else:
+        docs_output.publish(
+            "step", "Optimizer step speed (bench_step)", tables, raw, stopwatch, [header]
+        )
     return 0
 
 

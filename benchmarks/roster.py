@@ -11,10 +11,14 @@ the trainer's own optimizer construction.
 SM3 runs its fused in-place kernel when the kernels are built (`fused=None`); the `*_tf_ops`
 entries force the plain-TF-ops step (`fused=False`, the path used without a compiler and under
 XLA), whose state is the same but whose step allocates full-size temporaries.
+
+`torch_adam`, PyTorch's fused CPU Adam, is the step benchmark's reference: not a Keras optimizer,
+it runs in a process of its own (`benchmarks.torch_adam_worker`), so it has no constructor here
+and `names()` lists it only when asked (`external=True`).
 """
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Optional
 
 import keras
 
@@ -29,8 +33,9 @@ class Entry:
     label: str  # what tables and legends print
     color: str  # a matplotlib colour, the same in every figure
     marker: str  # a matplotlib marker, distinct per entry
-    make: Callable[..., keras.optimizers.Optimizer]  # keyword arguments override the defaults
+    make: Optional[Callable[..., keras.optimizers.Optimizer]]  # keywords override the defaults
     tf_ops: bool = False  # same state as a fused entry: measured for peak memory only
+    external: bool = False  # another framework, in its own process: no Keras constructor
 
 
 def _sm3(**defaults):
@@ -67,6 +72,7 @@ ENTRIES = (
         _sm3(momentum=0.0, fused=False),
         tf_ops=True,
     ),
+    Entry("torch_adam", "PyTorch Adam (fused)", "tab:cyan", "h", None, external=True),
 )
 _BY_NAME = {entry.name: entry for entry in ENTRIES}
 
@@ -87,9 +93,12 @@ def entry(name):
     return _BY_NAME[name]
 
 
-def names(with_tf_ops=False):
-    """Short names of the optimizers, in table order (optionally with the TF-ops SM3 entries)."""
-    return [e.name for e in ENTRIES if with_tf_ops or not e.tf_ops]
+def names(with_tf_ops=False, external=False):
+    """Short names of the Keras optimizers, in table order (optionally with the TF-ops SM3
+    entries, and with the external ones that run in their own process)."""
+    return [
+        e.name for e in ENTRIES if (with_tf_ops or not e.tf_ops) and (external or not e.external)
+    ]
 
 
 def trainer_names():
@@ -110,5 +119,12 @@ def color(name):
 
 
 def make(name, **overrides):
-    """A fresh, unbuilt optimizer for `name`, with `overrides` of its constructor's defaults."""
-    return entry(name).make(**overrides)
+    """A fresh, unbuilt optimizer for `name`, with `overrides` of its constructor's defaults.
+
+    Raises:
+      ValueError: an unknown name, or an external entry (it has no Keras optimizer).
+    """
+    found = entry(name)
+    if found.external:
+        raise ValueError(f"{name!r} is not a Keras optimizer: it runs in a process of its own")
+    return found.make(**overrides)

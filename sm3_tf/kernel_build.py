@@ -4,7 +4,7 @@ The only module that knows about compilers (`kernel_loader` finds and loads what
 sources (`kernels/cc` in a checkout, `sm3_tf/_kernel_sources/cc` in an installed package) make two
 libraries, TF Addons-style (`cc/ops` registers, `cc/kernels` computes):
   - `_sm3_ops`, the product: `Sm3>ResourceApplyDense`, `Sm3>ResourceApplySparse`, `Sm3>KernelIsa`;
-  - `_sm3_benchmark_ops`: `Sm3>StreamTriad`, the bandwidth probe of benchmarks/bench_step.py.
+  - `_sm3_benchmark_ops`: `Sm3>StreamProbe`, the bandwidth probe of benchmarks/bench_step.py.
 
 A library's key is what its binary depends on: the TensorFlow version and build, TensorFlow's ABI
 flags (not where its headers happen to be installed), our flags, the per-file instruction sets,

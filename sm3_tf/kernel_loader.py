@@ -298,7 +298,7 @@ def ops():
 
 
 def benchmark_ops():
-    """The benchmarks' op module (`sm3_stream_triad`), built on first use.
+    """The benchmarks' op module (`sm3_stream_probe`), built on first use.
 
     Raises:
       RuntimeError: saying why the library is unavailable.
@@ -348,7 +348,7 @@ def main(argv=None):
     )
     parser.add_argument("--force", action="store_true", help="with --build: rebuild anyway")
     parser.add_argument(
-        "--benchmark-ops", action="store_true", help="the benchmarks' library (Sm3>StreamTriad)"
+        "--benchmark-ops", action="store_true", help="the benchmarks' library (Sm3>StreamProbe)"
     )
     parser.add_argument(
         "--output-dir",

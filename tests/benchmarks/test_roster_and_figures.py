@@ -152,3 +152,33 @@ def test_publish_writes_the_commit_and_versions(monkeypatch, tmp_path, capsys):
     text = (tmp_path / "probe.md").read_text(encoding="utf-8")
     assert f"commit `{head}`" in text and f"Keras {keras.__version__}" in text
     assert docs_output.read_results("probe") == {"value": 1}
+
+
+def test_the_step_benchmark_takes_its_optimizers_from_the_roster():
+    from benchmarks import bench_step, torch_adam_worker
+
+    # PyTorch's Adam has its roster entry (label, colour, marker) but no Keras constructor.
+    assert torch_adam_worker.NAME in roster.names(external=True)
+    assert torch_adam_worker.NAME not in roster.names(with_tf_ops=True)
+    with pytest.raises(ValueError, match="not a Keras optimizer"):
+        roster.make(torch_adam_worker.NAME)
+    for name, spec in bench_step.TF_CONTENDERS.items():
+        optimizer = spec.make()
+        assert optimizer is not roster.make(spec.entry), name  # a fresh one each time
+        assert type(optimizer) is type(roster.make(spec.entry)), name
+    assert bench_step.TF_CONTENDERS["sm3_xla"].jit_compile
+    assert bench_step.TF_CONTENDERS["sm3_bf16"].make().momentum_dtype == "bfloat16"
+    assert set(bench_step.DEFAULT_CONTENDERS) <= set(bench_step.CONTENDERS)
+
+
+def test_the_torch_worker_refuses_work_before_its_hello():
+    import io
+
+    from benchmarks import torch_adam_worker
+
+    replies = io.StringIO()
+    requests = io.StringIO('{"cmd": "step"}\n{"cmd": "quit"}\n{"cmd": "step"}\n')
+    torch_adam_worker.serve(requests, replies)  # answers without importing torch
+    assert [json.loads(line) for line in replies.getvalue().splitlines()] == [
+        {"error": "'step' before a successful hello"}
+    ]

@@ -19,6 +19,10 @@ DENSE_CASES = {
     "dense_i": ((64, 3, 257), support.Options("I", momentum=0.9, beta_2=0.99)),
     "dense_wide": ((3, 50000), support.Options("II", momentum=0.0)),
     "dense_vector": ((100003,), support.Options("I", momentum=0.9)),
+    "dense_narrow": ((40000, 5), support.Options("II", momentum=0.9, momentum_dtype="bfloat16")),
+    "dense_narrow_i": ((30000, 2, 3), support.Options("I", momentum=0.9)),
+    "dense_tall": ((100003, 1), support.Options("II", momentum=0.9)),
+    "dense_tall_i": ((1, 100003, 1), support.Options("I", momentum=0.9, beta_2=0.99)),
 }
 SPARSE_CASES = {
     "sparse_ii": ((2000, 64), support.Options("II", momentum=0.9), 1500),

@@ -1,7 +1,8 @@
 """Dense fused-kernel steps == TF-ops steps == numpy reference, on every shape and option.
 
 Shapes include odd and size-1 dimensions, rank 0 to 4, parameters that the kernel cuts into
-several row and column tiles, and an empty parameter.
+several row and column tiles, rows narrower than the chunked path's threshold, and an empty
+parameter.
 """
 
 import kernel_test_support as support
@@ -27,6 +28,15 @@ SHAPES = [
     (300, 257),
     (3, 40000),
     (6, 5, 4, 3),
+    # Size-1 axes set aside (one-entry covers): element-wise with a cap, in several chunks...
+    (70001, 1),
+    (1, 1, 70001),
+    # ... or rows of the axes longer than 1, narrow (chunked) and wide.
+    (40000, 1, 3),
+    (2, 40001, 1),
+    # Rows narrower than kNarrowColumns in several tiles, and wide rows with partial packets.
+    (2500, 33),
+    (301, 65),
 ]
 
 

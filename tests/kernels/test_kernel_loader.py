@@ -87,7 +87,7 @@ def test_the_benchmark_op_is_not_in_the_product_library():
     assert "kernel_isa.cc" in product  # `python -m sm3_tf` reports the ISA
     assert kernel_build.build_key(root) != kernel_build.build_key(root, kernel_build.BENCHMARK)
     ops = kernel_loader.ops()
-    assert not hasattr(ops, "sm3_stream_triad")
+    assert not hasattr(ops, "sm3_stream_probe")
     assert ops.sm3_kernel_isa().numpy().decode() in ("avx512", "avx", "sse2", "portable")
 
 

@@ -28,13 +28,13 @@ def _expected_results():
         w = support.initial_weights(shape, options).astype(np.float64)
         for g in support.dense_gradients(shape, worker.STEPS):
             w = reference.step(w, g, support.LEARNING_RATE)
-        expected[name] = (w, reference.accumulators)
+        expected[name] = (w, reference.accumulators, options.tolerance)
     for name, (shape, options, rows) in worker.SPARSE_CASES.items():
         reference = support.reference_for(shape, options)
         w = support.initial_weights(shape, options).astype(np.float64)
         for indices, values in support.sparse_gradients(shape, worker.STEPS, rows):
             w = reference.sparse_step(w, indices, values, support.LEARNING_RATE)
-        expected[name] = (w, reference.accumulators[:1])
+        expected[name] = (w, reference.accumulators[:1], options.tolerance)
     return expected
 
 
@@ -48,9 +48,9 @@ def test_one_thread_and_many_threads_agree_exactly(tmp_path):
         # A failing worker's traceback is on this test's captured stderr.
         assert process.exitcode == 0, f"{threads}-thread worker exited with {process.exitcode}"
     one, many = (np.load(runs[t]) for t in (1, 7))
-    for name, (weights, covers) in _expected_results().items():
+    for name, (weights, covers, tolerance) in _expected_results().items():
         np.testing.assert_array_equal(one[name], many[name], err_msg=name)
-        assert support.relative_error(one[name], weights) <= support.TOLERANCE, name
+        assert support.relative_error(one[name], weights) <= tolerance, name
         for axis, cover in enumerate(covers):
             key = f"{name}/cover_{axis}"
             np.testing.assert_array_equal(one[key], many[key], err_msg=key)

@@ -1,5 +1,9 @@
-/* CPU kernel of the benchmark op Sm3>StreamTriad (../ops/benchmark_ops.cc). */
+/* CPU kernel of the benchmark op Sm3>StreamProbe (../ops/benchmark_ops.cc), in the benchmarks' own
+library (_sm3_benchmark_ops). */
 #define EIGEN_USE_THREADS
+
+#include <cmath>
+#include <cstdint>
 
 #include "absl/strings/str_cat.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -7,42 +11,205 @@
 #include "tiling.h"
 #include "variable_access.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace sm3 {
 namespace {
 
 using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
 
-class Sm3StreamTriadOp : public tensorflow::OpKernel {
+// Floats from one stream's start to the next: `elements` plus `skew`, rounded up to 64 bytes.
+int64_t StreamStride(int64_t elements, int64_t skew) { return (elements + skew + 15) / 16 * 16; }
+
+// One probe pass over [begin, end) of every stream (begin, end multiples of 16): R read-only
+// streams, then W read-written ones. Portable C++ (the compiler vectorizes it for the baseline).
+template <int R, int W>
+void ProbeRangePortable(float* const* streams, int64_t begin, int64_t end, bool prefetch) {
+  for (int64_t i = begin; i < end; i += 16) {
+    if (prefetch) {
+      for (int s = 0; s < R + W; ++s) __builtin_prefetch(streams[s] + i + 1024, 1, 1);
+    }
+    for (int64_t k = i; k < i + 16; ++k) {
+      float sum = 0.0f;
+      float written[W];
+      for (int s = 0; s < R; ++s) sum += streams[s][k];
+      for (int s = 0; s < W; ++s) sum += written[s] = streams[R + s][k];
+      for (int s = 0; s < W; ++s) streams[R + s][k] = 0.5f * written[s] + 0.25f * sum;
+    }
+  }
+}
+
+#if defined(__x86_64__)
+// The same with AVX-512 (chosen at run time), optionally with non-temporal stores.
+template <int R, int W, bool kNonTemporal>
+__attribute__((target("avx512f"))) void ProbeRangeAvx512(float* const* streams, int64_t begin,
+                                                         int64_t end, bool prefetch) {
+  float* s[R + W];
+  for (int k = 0; k < R + W; ++k) s[k] = streams[k];
+  const __m512 half = _mm512_set1_ps(0.5f), quarter = _mm512_set1_ps(0.25f);
+  for (int64_t i = begin; i < end; i += 16) {
+    if (prefetch) {
+      for (int k = 0; k < R + W; ++k) __builtin_prefetch(s[k] + i + 1024, 1, 1);
+    }
+    __m512 sum = _mm512_setzero_ps();
+    __m512 written[W];
+    for (int k = 0; k < R; ++k) sum = _mm512_add_ps(sum, _mm512_loadu_ps(s[k] + i));
+    for (int k = 0; k < W; ++k) {
+      written[k] = _mm512_loadu_ps(s[R + k] + i);
+      sum = _mm512_add_ps(sum, written[k]);
+    }
+    for (int k = 0; k < W; ++k) {
+      const __m512 value = _mm512_fmadd_ps(half, written[k], _mm512_mul_ps(quarter, sum));
+      if (kNonTemporal) {
+        _mm512_stream_ps(s[R + k] + i, value);  // streams are 64-byte aligned (StreamStride)
+      } else {
+        _mm512_storeu_ps(s[R + k] + i, value);
+      }
+    }
+  }
+  if (kNonTemporal) _mm_sfence();
+}
+#endif
+
+using ProbeFn = void (*)(float* const*, int64_t, int64_t, bool);
+
+// Adam's arithmetic over streams g; w, m, v (beta_1 0.9, beta_2 0.999, lr 1e-3, eps 1e-8, bias
+// corrections folded into constants), loads and stores in the order of PyTorch's fused CPU loop.
+void AdamRangePortable(float* const* s, int64_t begin, int64_t end, bool prefetch) {
+  float* g = s[0];
+  float* w = s[1];
+  float* m = s[2];
+  float* v = s[3];
+  for (int64_t i = begin; i < end; ++i) {
+    if (prefetch && i % 16 == 0) {
+      for (int k = 0; k < 4; ++k) __builtin_prefetch(s[k] + i + 1024, 1, 1);
+    }
+    const float grad = g[i];
+    const float weight = w[i];
+    const float mean = m[i] + 0.1f * (grad - m[i]);
+    const float square = v[i] * 0.999f + 0.001f * grad * grad;
+    m[i] = mean;
+    v[i] = square;
+    w[i] = weight - 1e-3f * mean / (std::sqrt(square) * 31.6f + 1e-8f);
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) void AdamRangeAvx512(float* const* s, int64_t begin,
+                                                        int64_t end, bool prefetch) {
+  float* g = s[0];
+  float* w = s[1];
+  float* m = s[2];
+  float* v = s[3];
+  for (int64_t i = begin; i < end; i += 16) {
+    if (prefetch) {
+      for (int k = 0; k < 4; ++k) __builtin_prefetch(s[k] + i + 1024, 1, 1);
+    }
+    const __m512 weight = _mm512_loadu_ps(w + i);
+    const __m512 grad = _mm512_loadu_ps(g + i);
+    __m512 mean = _mm512_loadu_ps(m + i);
+    mean = _mm512_fmadd_ps(_mm512_set1_ps(0.1f), _mm512_sub_ps(grad, mean), mean);
+    const __m512 square = _mm512_add_ps(
+        _mm512_mul_ps(_mm512_loadu_ps(v + i), _mm512_set1_ps(0.999f)),
+        _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.001f), grad), grad));
+    _mm512_storeu_ps(m + i, mean);
+    _mm512_storeu_ps(v + i, square);
+    const __m512 denominator = _mm512_add_ps(
+        _mm512_mul_ps(_mm512_sqrt_ps(square), _mm512_set1_ps(31.6f)), _mm512_set1_ps(1e-8f));
+    _mm512_storeu_ps(w + i, _mm512_add_ps(weight, _mm512_div_ps(_mm512_mul_ps(
+                                                      _mm512_set1_ps(-1e-3f), mean), denominator)));
+  }
+}
+#endif
+
+ProbeFn SelectAdamProbe(int reads, int writes) {
+  if (reads != 1 || writes != 3) return nullptr;
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) return &AdamRangeAvx512;
+#endif
+  return &AdamRangePortable;
+}
+
+template <int R, int W>
+ProbeFn ProbeFor(bool non_temporal) {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) {
+    return non_temporal ? &ProbeRangeAvx512<R, W, true> : &ProbeRangeAvx512<R, W, false>;
+  }
+#endif
+  return &ProbeRangePortable<R, W>;
+}
+
+// The mixes bench_step.py measures: up to 3 read-only and 3 read-written streams.
+ProbeFn SelectProbe(int reads, int writes, bool non_temporal) {
+  static constexpr int kMax = 3;
+  if (reads > kMax || writes > kMax) return nullptr;
+  using Row = ProbeFn (*)(bool);
+  static const Row table[kMax + 1][kMax] = {
+      {&ProbeFor<0, 1>, &ProbeFor<0, 2>, &ProbeFor<0, 3>},
+      {&ProbeFor<1, 1>, &ProbeFor<1, 2>, &ProbeFor<1, 3>},
+      {&ProbeFor<2, 1>, &ProbeFor<2, 2>, &ProbeFor<2, 3>},
+      {&ProbeFor<3, 1>, &ProbeFor<3, 2>, &ProbeFor<3, 3>},
+  };
+  return table[reads][writes - 1](non_temporal);
+}
+
+class Sm3StreamProbeOp : public tensorflow::OpKernel {
  public:
-  using OpKernel::OpKernel;
+  explicit Sm3StreamProbeOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("reads", &reads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("writes", &writes_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("elements", &elements_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("skew", &skew_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("prefetch", &prefetch_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("non_temporal", &non_temporal_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("adam", &adam_));
+    probe_ = adam_ ? SelectAdamProbe(reads_, writes_) : SelectProbe(reads_, writes_, non_temporal_);
+    OP_REQUIRES(ctx, probe_ != nullptr,
+                absl::InvalidArgumentError(
+                    "`reads` and `writes` must be at most 3 each (`adam`: 1 and 3)."));
+  }
 
   void Compute(OpKernelContext* ctx) override {
     LockedVariables locked;
-    OP_REQUIRES_OK(ctx, locked.Acquire(ctx, {{0, "a"}}, /*sparse=*/false,
+    OP_REQUIRES_OK(ctx, locked.Acquire(ctx, {{0, "memory"}}, /*sparse=*/false,
                                        /*use_locking=*/true));
-    Tensor& a = locked.tensor(0);
-    const Tensor& b = ctx->input(1);
-    const Tensor& c = ctx->input(2);
-    OP_REQUIRES(ctx, a.dtype() == tensorflow::DT_FLOAT && a.shape() == b.shape() &&
-                         a.shape() == c.shape(),
-                absl::InvalidArgumentError("`a`, `b` and `c` must be float32 of one shape."));
-    const float scale = ctx->input(3).scalar<float>()();
-    float* out = a.flat<float>().data();
-    const float* left = b.flat<float>().data();
-    const float* right = c.flat<float>().data();
-    const int64_t n = a.NumElements();
+    Tensor& memory = locked.tensor(0);
+    const int64_t stride = StreamStride(elements_, skew_);
+    const int streams = reads_ + writes_;
+    OP_REQUIRES(ctx, memory.dtype() == tensorflow::DT_FLOAT,
+                absl::InvalidArgumentError("`memory` must be float32."));
+    float* base = memory.flat<float>().data();
+    // Align the first stream to 64 bytes; every stride is a multiple of 16 floats.
+    const int64_t lead = (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64 / sizeof(float);
+    OP_REQUIRES(ctx, memory.NumElements() >= lead + streams * stride,
+                absl::InvalidArgumentError(absl::StrCat(
+                    "`memory` must hold at least ", lead + streams * stride, " floats for ",
+                    streams, " streams of ", elements_, " (skew ", skew_, ").")));
+    float* pointers[6];
+    for (int s = 0; s < streams; ++s) pointers[s] = base + lead + s * stride;
+    const int64_t packets = elements_ / 16;
     const Workers workers(ctx);
     const int64_t chunks = std::max<int64_t>(
-        1, std::min<int64_t>(n / kMinTileElements, kTilesPerThread * workers.num_threads()));
+        1, std::min<int64_t>(elements_ / kMinTileElements, kTilesPerThread * workers.num_threads()));
     workers.ForEachUnit(chunks, [&](int64_t chunk) {
-      const int64_t end = n * (chunk + 1) / chunks;
-      for (int64_t i = n * chunk / chunks; i < end; ++i) out[i] = left[i] + scale * right[i];
+      probe_(pointers, 16 * (packets * chunk / chunks), 16 * (packets * (chunk + 1) / chunks),
+             prefetch_);
     });
   }
+
+ private:
+  int reads_ = 0, writes_ = 1;
+  int64_t elements_ = 0, skew_ = 0;
+  bool prefetch_ = true, non_temporal_ = false, adam_ = false;
+  ProbeFn probe_ = nullptr;
 };
 
-REGISTER_KERNEL_BUILDER(Name("Sm3>StreamTriad").Device(tensorflow::DEVICE_CPU), Sm3StreamTriadOp);
+REGISTER_KERNEL_BUILDER(Name("Sm3>StreamProbe").Device(tensorflow::DEVICE_CPU),
+                        Sm3StreamProbeOp);
 
 }  // namespace
 }  // namespace sm3

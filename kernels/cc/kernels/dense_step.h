@@ -1,18 +1,18 @@
 /* The dense SM3 step on locked, checked state: one pass over the parameter-sized data.
 
-SM3-II (rank >= 2), one parallel pass over the tiles: each element's nu comes from the old covers,
-p/momentum/weight are updated in place, and nu is folded into per-tile partial maxima (per row
-block for the last axis, per tile for the others). After the pass, and so after every read of the
-old covers, the partials are reduced into the new covers.
-SM3-I (rank >= 2): a read-only pass over g takes the per-axis maxima of g^2, the covers are
-updated, then one pass updates p/momentum/weight with nu = min of the new covers.
-Rank 0/1: elementwise diagonal Adagrad, both variants.
-The partial maxima are the only scratch memory: O(tiles * sum of the dims), never parameter-sized.
+Axes of size 1 have one-entry covers that every element shares; the step lays them aside
+(factored_step.h), so what it streams depends on the axes longer than 1:
+- none or one (rank 0/1, and shapes like (d, 1) or (1, 1, d)): element-wise covers, diagonal
+  Adagrad capped by the one-entry covers, one pass (dense_step.cc);
+- two or more: rows x cols tiles with per-tile partial maxima (factored_step.cc): SM3-II in one
+  pass, SM3-I in a read-only pass over g and one update pass.
+Scratch memory is O(tiles * sum of the dims) of partial maxima, never parameter-sized.
 */
 #ifndef SM3_TF_KERNELS_DENSE_STEP_H_
 #define SM3_TF_KERNELS_DENSE_STEP_H_
 
 #include "absl/status/status.h"
+#include "staging.h"
 #include "step_state.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tiling.h"

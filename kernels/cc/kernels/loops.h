@@ -24,7 +24,9 @@ struct LoopTable {
   C (*covered_ii)(const StepParams<C>& params, const Run<C>& run, const C* cover, C row_min,
                   C* cover_max);
   void (*covered_i)(const StepParams<C>& params, const Run<C>& run, const C* cover, C row_min);
-  void (*diagonal)(const StepParams<C>& params, const Run<C>& run, C* acc);
+  // Element-wise covers capped by the minimum of the others; returns the maximum new acc.
+  C (*diagonal)(const StepParams<C>& params, const Run<C>& run, C* acc, C cap,
+                bool cap_after_update);
   C (*square_max)(const C* grad, int64_t size, C* cover_max);
 };
 

@@ -13,6 +13,7 @@ struct Sse2Float {
   using Scalar = float;
   using V = __m128;
   static constexpr int kWidth = 4;
+  static constexpr bool kSimdBfloat16 = false;  // loops::Bfloat16Bits lane by lane
   static float Infinity() { return __builtin_inff(); }
   static V Load(const float* p) { return _mm_loadu_ps(p); }
   static void Store(float* p, V v) { _mm_storeu_ps(p, v); }
@@ -20,10 +21,13 @@ struct Sse2Float {
   static V Add(V a, V b) { return _mm_add_ps(a, b); }
   static V Sub(V a, V b) { return _mm_sub_ps(a, b); }
   static V Mul(V a, V b) { return _mm_mul_ps(a, b); }
+  static V MulAdd(V a, V b, V c) { return Add(Mul(a, b), c); }
+  static V NegMulAdd(V a, V b, V c) { return Sub(c, Mul(a, b)); }
   static V Select(V mask, V a, V b) { return _mm_or_ps(_mm_and_ps(mask, a), _mm_andnot_ps(mask, b)); }
   // minps/maxps return the second operand when either is NaN; OR-ing in the NaN mask of the
   // first makes NaN win from both sides (an all-ones lane is a NaN).
   static V Min(V a, V b) { return _mm_or_ps(_mm_min_ps(a, b), _mm_cmpunord_ps(a, a)); }
+  static V MinOrSecond(V a, V b) { return _mm_min_ps(a, b); }  // b when either is NaN
   static V Max(V a, V b) { return _mm_or_ps(_mm_max_ps(a, b), _mm_cmpunord_ps(a, a)); }
   static float ReduceMax(V v) {
     alignas(16) float lanes[4];

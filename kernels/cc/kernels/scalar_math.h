@@ -2,9 +2,16 @@
 #ifndef SM3_TF_KERNELS_SCALAR_MATH_H_
 #define SM3_TF_KERNELS_SCALAR_MATH_H_
 
+#include <limits>
+
 #include "step_params.h"
 
 namespace sm3 {
+
+template <typename C>
+constexpr C kMinusInfinity = -std::numeric_limits<C>::infinity();
+template <typename C>
+constexpr C kPlusInfinity = std::numeric_limits<C>::infinity();
 
 // Builds StepParams<C> from the double-precision inputs exactly as the Python side rounds them:
 // tf_step converts Python floats to C when it meets a C tensor, and computes 1 - beta_2 in Python.
@@ -21,6 +28,13 @@ StepParams<C> MakeStepParams(double lr, double momentum, double beta_2, double e
   params.decays = beta_2 != 1.0;
   params.has_momentum = has_momentum;
   return params;
+}
+
+// SM3-I's cover update from the maximum of g^2 over the cover's slice, rounded as the SIMD loops'
+// DecayedPlusSquare: beta_2 * past + w_new * square_max, or past + square_max for running sums.
+template <typename C>
+inline C DecayedPlus(const StepParams<C>& params, C past, C square_max) {
+  return (params.decays ? params.beta_2 * past : past) + params.new_weight * square_max;
 }
 
 // max and min that return NaN when either operand is NaN, like the SIMD loops, tf.maximum and

@@ -3,8 +3,6 @@
 
 #include "sparse_step.h"
 
-#include <limits>
-
 #include "loops.h"
 #include "scalar_math.h"
 
@@ -20,7 +18,7 @@ void UpdateRow(const StepParams<C>& params, const LoopTable<C>& loops, int64_t r
                const TypedArray& values, const TypedArray& weight, const TypedArray& buffer,
                int64_t t, int64_t row, bool variant_one, C& cover) {
   if (variant_one) {
-    C squared_max = -std::numeric_limits<C>::infinity();
+    C squared_max = kMinusInfinity<C>;
     ForEachGradChunk<C>(values, t * row_size, row_size, [&](const C* g, int64_t size, int64_t) {
       squared_max = MaxOf(squared_max, loops.square_max(g, size, nullptr));
     });
@@ -30,7 +28,7 @@ void UpdateRow(const StepParams<C>& params, const LoopTable<C>& loops, int64_t r
     return;
   }
   const C old_cover = cover;
-  C row_max = -std::numeric_limits<C>::infinity();
+  C row_max = kMinusInfinity<C>;
   ForEachRun<C>(values, t * row_size, weight, buffer, row * row_size, row_size,
                 [&](const Run<C>& run, int64_t) {
                   row_max = MaxOf(row_max, loops.covered_ii(params, run, nullptr, old_cover,

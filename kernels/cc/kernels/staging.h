@@ -1,10 +1,11 @@
 /* Presents parameter-sized data of any float storage type as compute-type runs.
 
-The loops (loops.h) work on float (or double) arrays. A float32 variable, gradient and
-momentum buffer are handed to them in place. Any other storage type (bfloat16 or float16 weights or
-buffers, a float32 buffer beside a float64 variable, ...) is converted in small chunks through
-stack buffers that stay in L1, and converted back once: the variable is rounded once per step, and
-no parameter-sized temporary is ever allocated.
+The loops (loops.h) work on float (or double) arrays, and convert a bfloat16 momentum buffer in
+registers. A variable and gradient in the compute type, with a momentum buffer in that type or in
+bfloat16, are therefore handed to them in place. Any other storage type (bfloat16 or float16
+weights, a float16 buffer, a float32 buffer beside a float64 variable, ...) is converted in small
+chunks through stack buffers that stay in L1, and converted back once: the variable is rounded once
+per step, and no parameter-sized temporary is ever allocated.
 */
 #ifndef SM3_TF_KERNELS_STAGING_H_
 #define SM3_TF_KERNELS_STAGING_H_
@@ -13,6 +14,7 @@ no parameter-sized temporary is ever allocated.
 #include <cstdint>
 
 #include "step_params.h"
+#include "tensorflow/core/framework/numeric_types.h"
 #include "tensorflow/core/framework/tensor.h"
 #include "tensorflow/core/framework/types.h"
 
@@ -40,29 +42,53 @@ void StoreAs(const C* source, int64_t size, const TypedArray& destination, int64
 // The staging chunk: small enough for three chunks to stay in L1, long enough for the SIMD loops.
 constexpr int64_t kStageSize = 512;
 
-// Calls `fn(run, done)` for consecutive compute-type runs covering `size` elements, where `done`
-// is how many elements came before this run. The gradient is read at `grad_offset`, the weight
-// and the buffer (optional: `buffer.empty()`) at `var_offset`; the weight and the buffer are
+// True when the loops can work on `grad`, `weight` and `buffer` (optional: `buffer.empty()`) in
+// place: gradient and weight in the compute type, the buffer absent, in C or in bfloat16.
+template <typename C>
+bool RunsInPlace(const TypedArray& grad, const TypedArray& weight, const TypedArray& buffer) {
+  const tensorflow::DataType compute = tensorflow::DataTypeToEnum<C>::value;
+  return grad.dtype == compute && weight.dtype == compute &&
+         (buffer.empty() || buffer.dtype == compute || buffer.dtype == tensorflow::DT_BFLOAT16);
+}
+
+// The in-place run of `size` elements (requires RunsInPlace): the gradient at `grad_offset`, the
+// weight and the buffer at `var_offset`.
+template <typename C>
+Run<C> InPlaceRun(const TypedArray& grad, int64_t grad_offset, const TypedArray& weight,
+                  const TypedArray& buffer, int64_t var_offset, int64_t size) {
+  Run<C> run{static_cast<const C*>(grad.data) + grad_offset,
+             static_cast<C*>(weight.data) + var_offset, nullptr, size, BufferType::kNone};
+  if (buffer.empty()) return run;
+  if (buffer.dtype == tensorflow::DT_BFLOAT16) {
+    run.buffer = static_cast<Eigen::bfloat16*>(buffer.data) + var_offset;
+    run.buffer_type = BufferType::kBfloat16;
+  } else {
+    run.buffer = static_cast<C*>(buffer.data) + var_offset;
+    run.buffer_type = BufferType::kCompute;
+  }
+  return run;
+}
+
+// Calls `fn(run, done)` for consecutive runs covering `size` elements, where `done` is how many
+// elements came before this run. The gradient is read at `grad_offset`, the weight and the buffer
+// (optional: `buffer.empty()`) at `var_offset`. In place when RunsInPlace, else staged in C and
 // written back after `fn` returns.
 template <typename C, typename Fn>
 void ForEachRun(const TypedArray& grad, int64_t grad_offset, const TypedArray& weight,
                 const TypedArray& buffer, int64_t var_offset, int64_t size, Fn fn) {
-  const tensorflow::DataType compute = tensorflow::DataTypeToEnum<C>::value;
-  const bool has_buffer = !buffer.empty();
-  if (grad.dtype == compute && weight.dtype == compute &&
-      (!has_buffer || buffer.dtype == compute)) {
-    Run<C> run{static_cast<const C*>(grad.data) + grad_offset,
-               static_cast<C*>(weight.data) + var_offset,
-               has_buffer ? static_cast<C*>(buffer.data) + var_offset : nullptr, size};
-    fn(run, int64_t{0});
+  if (RunsInPlace<C>(grad, weight, buffer)) {
+    fn(InPlaceRun<C>(grad, grad_offset, weight, buffer, var_offset, size), int64_t{0});
     return;
   }
+  const tensorflow::DataType compute = tensorflow::DataTypeToEnum<C>::value;
+  const bool has_buffer = !buffer.empty();
   alignas(64) C grad_stage[kStageSize];
   alignas(64) C weight_stage[kStageSize];
   alignas(64) C buffer_stage[kStageSize];
   for (int64_t done = 0; done < size; done += kStageSize) {
     const int64_t n = std::min(kStageSize, size - done);
-    Run<C> run{nullptr, nullptr, nullptr, n};
+    Run<C> run{nullptr, nullptr, nullptr, n,
+               has_buffer ? BufferType::kCompute : BufferType::kNone};
     if (grad.dtype == compute) {
       run.grad = static_cast<const C*>(grad.data) + grad_offset + done;
     } else {

@@ -24,13 +24,19 @@ struct StepParams {
   bool has_momentum;  // a momentum buffer is read and written
 };
 
-// One contiguous run of the step's parameter-sized data, all in the compute type.
+// How a run's momentum buffer is stored. The loops read and write it in that type and compute in
+// C; bfloat16 is rounded to nearest even (as Eigen and tf.cast do) when stored.
+enum class BufferType { kNone, kCompute, kBfloat16 };
+
+// One contiguous run of the step's parameter-sized data: gradient and weight in the compute type,
+// the momentum buffer as `buffer_type` says (nullptr for kNone).
 template <typename C>
 struct Run {
   const C* grad;
   C* weight;
-  C* buffer;  // nullptr when there is no momentum
+  void* buffer;
   int64_t size;
+  BufferType buffer_type;
 };
 
 }  // namespace sm3

@@ -16,6 +16,7 @@ slowed by other work does not hold the step up.
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "tensorflow/core/framework/op_kernel.h"
 
 namespace sm3 {
@@ -52,10 +53,14 @@ inline TilePlan PlanTiles(int64_t rows, int64_t cols, int num_threads) {
 }
 
 // Walks the multi-index (i_0, ..., i_{k-1}) of consecutive flattened rows, without divisions.
+// Copying one is cheap (no allocation below rank 8).
 class RowCursor {
  public:
+  using Indices = absl::InlinedVector<int64_t, 7>;
+
   // `dims` are the sizes of the axes that make up a row index; starts at flattened `row`.
-  RowCursor(std::vector<int64_t> dims, int64_t row) : dims_(std::move(dims)), index_(dims_.size()) {
+  RowCursor(const std::vector<int64_t>& dims, int64_t row)
+      : dims_(dims.begin(), dims.end()), index_(dims.size()) {
     for (int axis = static_cast<int>(dims_.size()) - 1; axis >= 0; --axis) {
       index_[axis] = row % dims_[axis];
       row /= dims_[axis];
@@ -71,8 +76,8 @@ class RowCursor {
   }
 
  private:
-  std::vector<int64_t> dims_;
-  std::vector<int64_t> index_;
+  Indices dims_;
+  Indices index_;
 };
 
 // The op's share of TF's intra-op thread pool.

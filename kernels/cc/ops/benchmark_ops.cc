@@ -1,20 +1,31 @@
 /* The op of benchmarks/bench_step.py, in its own library (_sm3_benchmark_ops); the optimizer's
 library does not contain it.
 
-Sm3>StreamTriad is the memory-bandwidth probe: STREAM's triad, a = b + scale * c, in place on a
-resource variable on TF's intra-op thread pool: the same threads and memory path as the SM3
-kernels, so "fraction of bandwidth" compares like with like. (The instruction set of the SM3 loops,
-Sm3>KernelIsa, is in the product library: `python -m sm3_tf` reports it.)
+Sm3>StreamProbe is the memory-bandwidth probe: the optimizers' own access mixes (k streams read,
+m streams read and written back in place), on TF's intra-op thread pool like the SM3 kernels, so
+"% of the limit" compares like with like. (The instruction set of the SM3 loops, Sm3>KernelIsa,
+is in the product library: `python -m sm3_tf` reports it.)
 */
 #include "tensorflow/core/framework/common_shape_fns.h"
 #include "tensorflow/core/framework/op.h"
 
-REGISTER_OP("Sm3>StreamTriad")
-    .Input("a: resource")
-    .Input("b: float")
-    .Input("c: float")
-    .Input("scale: float")
+REGISTER_OP("Sm3>StreamProbe")
+    .Input("memory: resource")
+    .Attr("reads: int >= 0")
+    .Attr("writes: int >= 1")
+    .Attr("elements: int >= 1")
+    .Attr("skew: int >= 0 = 0")
+    .Attr("prefetch: bool = true")
+    .Attr("non_temporal: bool = false")
+    .Attr("adam: bool = false")
     .SetShapeFn(tensorflow::shape_inference::NoOutputs)
     .Doc(R"doc(
-STREAM triad in place: a = b + scale * c (float32, a is a resource variable of b's shape).
+Streams `reads + writes` float32 arrays of `elements` each, laid out one after another in the
+float32 variable `memory`, `skew` floats apart beyond 64-byte alignment (0: the streams sit at the
+same offset modulo 2 MiB, as TF's allocator places equal-sized tensors). Per element it reads
+every stream and writes the last `writes` back in place (x = 0.5 x + 0.25 * sum): 4 * (reads +
+2 * writes) bytes. `prefetch` asks for the lines 4 KiB ahead, as the SM3 loops do;
+`non_temporal` stores around the caches. `adam` (1 read, 3 written streams only) does Adam's own
+arithmetic on them (g; w, m, v), in PyTorch's order: its loads and stores are paced by a square
+root and a division, which on some machines streams faster than the bare mix.
 )doc");

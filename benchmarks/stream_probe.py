@@ -1,0 +1,119 @@
+"""The memory-bandwidth probe of bench_step: the optimizers' own access mixes, as fast as the
+machine streams them.
+
+Each `Mix` runs the benchmark op `Sm3>StreamProbe` (the benchmarks' own library,
+`kernel_loader.benchmark_ops()`, built on first use) on TF's intra-op thread pool, the threads
+the SM3 kernels use: every element of `reads` read-only streams and `writes` read-written streams
+is loaded, and the written ones are stored back in place; that is 4 * (reads + 2 * writes) bytes
+per element, counting every byte once as the optimizers' figures do (an in-place store needs no
+extra read). The default mixes are the optimizers' own:
+
+  r1w1  12 B  g read, w read and written           (SM3 without momentum)
+  r1w2  20 B  g read, w and buf read and written   (SM3 with a float32 buffer)
+  r1w3  28 B  g read, w, m and v read and written  (Adam)
+
+  adam  28 B  r1w3 doing Adam's own arithmetic in PyTorch's load/store order (with and without
+              prefetch): on this 2-vCPU VM the square root and division pace the streams and
+              reach ~40% more than the bare r1w3 loop, as PyTorch's fused Adam does
+
+each with the streams at one offset modulo 2 MiB (how TF's allocator places equal-sized tensors,
+`skew` 0) and skewed by 4160 bytes, with 4 KiB software prefetch (as the SM3 loops do). The
+limit that bench_step reports percentages against is the fastest of them in the same run;
+non-temporal stores (`--probe-non-temporal`) did not help on the machines measured, the in-place
+streams are read anyway (docs/kernels_benchmark.md).
+"""
+
+import dataclasses
+import statistics
+import time
+
+import tensorflow as tf
+
+from sm3_tf import kernel_loader
+
+ELEMENTS = 32 * 1024 * 1024  # 128 MiB per stream: far beyond any cache
+SKEWED = 1040  # floats: 4160 bytes, off the 2 MiB (and 4 KiB) congruence of equal-sized tensors
+
+
+@dataclasses.dataclass
+class Mix:
+    reads: int
+    writes: int
+    skew: int = 0
+    non_temporal: bool = False
+    adam: bool = False  # Adam's arithmetic on g; w, m, v (reads 1, writes 3)
+    prefetch: bool = True
+
+    @property
+    def name(self):
+        name = "adam" if self.adam else f"r{self.reads}w{self.writes}"
+        if self.skew:
+            name += "+skew"
+        if self.non_temporal:
+            name += "+nt"
+        if not self.prefetch:
+            name += "-prefetch"
+        return name
+
+    @property
+    def bytes_per_element(self):
+        return 4 * (self.reads + 2 * self.writes)
+
+
+def default_mixes(non_temporal=False):
+    mixes = [Mix(1, w, skew) for w in (1, 2, 3) for skew in (0, SKEWED)]
+    mixes += [Mix(1, 3, skew, adam=True, prefetch=p) for skew in (0, SKEWED) for p in (True, False)]
+    if non_temporal:
+        mixes += [Mix(1, w, SKEWED, non_temporal=True) for w in (1, 2, 3)]
+    return mixes
+
+
+class StreamProbe:
+    """All mixes over one float32 variable big enough for the largest; timed one run at a time."""
+
+    def __init__(self, mixes, elements=ELEMENTS):
+        ops = kernel_loader.benchmark_ops()
+        self.mixes = mixes
+        self.elements = elements
+        streams = max(m.reads + m.writes for m in mixes)
+        stride = (elements + max(m.skew for m in mixes) + 15) // 16 * 16
+        self.memory = tf.Variable(tf.random.uniform([streams * stride + 16]))
+        self.steps = {mix.name: tf.function(self._step_of(ops, mix)) for mix in mixes}
+        self.times = {mix.name: [] for mix in mixes}
+        for mix in mixes:
+            self.run(mix)  # trace
+        self.reset()
+
+    def _step_of(self, ops, mix):
+        def step():
+            ops.sm3_stream_probe(
+                memory=self.memory.handle,
+                reads=mix.reads,
+                writes=mix.writes,
+                elements=self.elements,
+                skew=mix.skew,
+                prefetch=mix.prefetch,
+                non_temporal=mix.non_temporal,
+                adam=mix.adam,
+            )
+
+        return step
+
+    def run(self, mix):
+        start = time.perf_counter()
+        self.steps[mix.name]()
+        return time.perf_counter() - start
+
+    def reset(self):
+        self.times = {mix.name: [] for mix in self.mixes}
+
+    def record(self, mix):
+        self.times[mix.name].append(self.run(mix))
+
+    def bandwidths(self):
+        """{mix name: GB/s from its median time} for the mixes timed since the last reset."""
+        return {
+            mix.name: mix.bytes_per_element * self.elements / statistics.median(t) / 1e9
+            for mix in self.mixes
+            if (t := self.times[mix.name])
+        }
