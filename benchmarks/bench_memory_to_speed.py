@@ -42,6 +42,12 @@ CONTENDERS = {
         "optimizer=sm3,optimizer_sm3_momentum_dtype=bfloat16",
         "SM3 (momentum bf16)",
     ),
+    # The control: SM3 at Adam's batch separates the optimizer's effect from the batch's.
+    "sm3_nomom_same_batch": (
+        "sm3_nomom",
+        "optimizer=sm3,optimizer_sm3_momentum=0.0",
+        "SM3 (no momentum) at Adam's batch",
+    ),
 }
 
 
@@ -121,7 +127,12 @@ def first_crossing(points, target):
 def plot(runs, target, path, hparams_set):
     plt = docs_output.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    colors = {"adam": "tab:blue", "sm3_nomom": "tab:brown", "sm3_bf16": "tab:orange"}
+    colors = {
+        "adam": "tab:blue",
+        "sm3_nomom": "tab:brown",
+        "sm3_bf16": "tab:orange",
+        "sm3_nomom_same_batch": "tab:gray",
+    }
     for name, run in runs.items():
         points = np.array(run["result"]["validation_loss"])
         label = f"{CONTENDERS[name][2]}, batch {run['batch']}"
@@ -163,9 +174,11 @@ def run(args):
     batches = {"adam": args.budget_batch}
     for name in ("sm3_nomom", "sm3_bf16"):
         batches[name] = largest_batch(name, args, budget, slope, probe)
+    batches["sm3_nomom_same_batch"] = args.budget_batch
     print(f"batches within the budget: {batches}", flush=True)
 
-    rates = {"adam": args.adam_rate, "sm3_nomom": args.sm3_rate, "sm3_bf16": args.sm3_rate}
+    rates = {name: args.sm3_rate for name in batches}
+    rates["adam"] = args.adam_rate
     with futures.ThreadPoolExecutor(max_workers=len(CONTENDERS)) as pool:
         results = dict(
             zip(
@@ -179,8 +192,11 @@ def run(args):
     for name, item in runs.items():
         points = [tuple(p) for p in item["result"]["validation_loss"]]
         steps = first_crossing(points, target)
+        probe_name = CONTENDERS[name][0]
         peaks = [
-            p["peak_rss"] for p in probes if p["optimizer"] == name and p["batch"] == item["batch"]
+            p["peak_rss"]
+            for p in probes
+            if p["optimizer"] == probe_name and p["batch"] == item["batch"]
         ]
         rows.append(
             [

@@ -96,6 +96,20 @@ config(
     **ABLATION,
 )
 config("sm3_lr0.07", optimizer="sm3", learning_rate=0.07, **ABLATION)
+# SM3's options nearest to Adafactor's: a decaying accumulator (beta_2 < 1; SM3's accumulators
+# then forget like Adam's, without bias correction) and no momentum (Adafactor keeps none).
+config(
+    "sm3_b2_0.99_lr0.01",
+    optimizer="sm3",
+    learning_rate=0.01,
+    **dict(ABLATION, hparams="optimizer_sm3_beta2=0.99"),
+)
+config(
+    "sm3_nomom_lr0.07",
+    optimizer="sm3",
+    learning_rate=0.07,
+    **dict(ABLATION, hparams="optimizer_sm3_momentum=0.0"),
+)
 
 
 def command(name, cfg, threads):
