@@ -1,7 +1,7 @@
 """The SM3 recipe study of docs/recipes.md: named training configurations, run and tabulated.
 
     python benchmarks/recipe_study.py run CONFIG_NAME [CONFIG_NAME ...] [--parallel=2]
-    python benchmarks/recipe_study.py table            # every finished run, as docs/recipes.md
+    python benchmarks/recipe_study.py table            # docs/results/recipe_study.{md,json}
     python benchmarks/recipe_study.py list             # the configurations and their commands
 
 Each configuration (CONFIGS below) is one `convergence_run.py` process: the trainer's `train()`
@@ -218,10 +218,12 @@ def table(results):
             differs = cfg["hparams_set"] + ": " + differs
         test = r.get("test", {})
         load = "-".join(f"{x:.1f}" for x in r.get("load_average", []))
+        test_loss = f"{test['loss']:.3f}" if test else "-"
+        bleu = f"{test['bleu']:.2f}" if test else "-"
         rows.append(
             f"| {name} | {differs} | {cfg['steps']} | {cfg['batch_size']} | "
             f"{step_seconds(r):.2f} ({load}) | {r['validation_loss'][-1][1]:.3f} | "
-            f"{test.get('loss', float('nan')):.3f} | {test.get('bleu', float('nan')):.2f} |"
+            f"{test_loss} | {bleu} |"
         )
     return "\n".join(rows)
 
@@ -240,7 +242,16 @@ def main():
             print(name, _display_command(command(name, cfg, 1)[0]))
         return
     if args.action == "table":
-        print(table(load_results()))
+        import docs_output
+
+        results = load_results()
+        docs_output.publish(
+            "recipe_study",
+            "SM3 recipe study",
+            [("Every finished configuration (docs/recipes.md explains them):", table(results))],
+            results,
+            docs_output.Stopwatch(),
+        )
         return
     unknown = [n for n in args.names if n not in CONFIGS]
     if unknown:
