@@ -259,7 +259,7 @@ def parse_args(argv=None):
     parser.add_argument("--train_steps", type=int, default=600)
     parser.add_argument("--eval_every", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--adam_rate", type=float, default=0.003)
+    parser.add_argument("--adam_rate", type=float, default=0.005)
     parser.add_argument("--sm3_rate", type=float, default=0.1)
     parser.add_argument("--target", type=float, default=0.0, help="0: Adam's final val loss")
     parser.add_argument("--name", default="memory_to_speed")
