@@ -1,18 +1,18 @@
 # Every target sets up what it needs: a virtualenv in .venv, the package with its test and
 # models extras, and the fused kernels compiled against the installed TensorFlow.
 PYTHON ?= python3
+# TensorFlow is an extra of the package, not a requirement (setup.py): this is the one CI uses.
+TENSORFLOW ?= tensorflow-cpu==2.21.0
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench wheel-check clean
 
-$(STAMP): setup.py pyproject.toml
+$(STAMP): setup.py pyproject.toml sm3_tf/versions.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# The CPU-only TensorFlow first, so setup.py does not pull in the full (GPU) wheel.
-	$(PY) -m pip install --quiet tensorflow-cpu==2.21.0
-	$(PY) -m pip install --quiet -e '.[test,models]'
+	$(PY) -m pip install --quiet '$(TENSORFLOW)' -e '.[test,models,bench]'
 	$(PY) -m sm3_tf.kernel_loader --build
 	touch $@
 
@@ -37,7 +37,11 @@ lint: setup
 	$(PY) -m ruff format --check .
 
 bench: setup
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
+
+# The platform wheel: built, installed into a fresh venv without a compiler, fused path checked.
+wheel-check: setup
+	bash .ci/wheel_check.sh $(PY)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info output

@@ -1,80 +1,49 @@
 """Packaging of sm3-tf: the SM3 optimizer, its fused C++ kernels and the T2T-style Transformer.
 
-    pip install .                       # also compiles the kernels when TensorFlow is installed
-    pip install -e '.[test,models]'     # then: python -m sm3_tf.kernel_loader --build
+    pip install sm3-tf                    # keeps your TensorFlow and Keras (TF 2.15 to 2.21)
+    pip install 'sm3-tf[tensorflow-cpu]'  # or [tensorflow]: also installs a supported TensorFlow
+    pip install -e '.[test,models]'       # a checkout: python -m sm3_tf.kernel_loader --build
 
-TensorFlow comes in several distributions that all provide the `tensorflow` package
-(tensorflow, tensorflow-cpu, tensorflow-macos, tf-nightly, ...). When one of them is already
-installed, nothing more is required; otherwise `tensorflow>=2.16` is. Install tensorflow-cpu first
-(as the `test` extra and the Makefile do) to keep the CPU-only wheel, or set
-SM3_TF_TENSORFLOW_REQUIREMENT to the requirement you want ('' for none).
+As in TF Addons, TensorFlow is not an install requirement: it comes in several distributions
+(tensorflow, tensorflow-cpu, tensorflow-macos, ...) and installing sm3-tf must not swap the user's
+for another. The extras name the supported range, and `import sm3_tf` checks the versions
+(sm3_tf/versions.py, where both ranges are written once). The requirements are static: the same
+for every build.
 
-The kernels' C++ sources ship inside the package (`sm3_tf/_kernel_sources`), so an installed copy
-can build them on first use. A wheel build compiles them too when the target environment's
-TensorFlow can be imported, into `sm3_tf/_kernel_build`; the library is named by TensorFlow
-version and source hash, so a later TensorFlow upgrade ignores it and rebuilds into the cache.
+A wheel (`pip wheel .`, `python -m build`) carries the fused kernel compiled for the TensorFlow the
+build sees (tools/build_backend says which) and is then tagged for the platform (py3-none-<plat>:
+the library depends on TensorFlow's C++ ABI and the machine, not on Python's). The kernel's name is
+its key (TensorFlow version and ABI, sources, flags), so with another TensorFlow the loader says
+so once and builds one into the cache, or takes the TF-ops path without a compiler. The C++
+sources ship too (`sm3_tf/_kernel_sources`). An editable install builds nothing.
 """
 
 import os
 import pathlib
-import re
+import shutil
 import subprocess
 import sys
-import sysconfig
 
 from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # setuptools < 70.1
+    from wheel.bdist_wheel import bdist_wheel
+
 HERE = pathlib.Path(__file__).resolve().parent
-TENSORFLOW_DISTRIBUTIONS = {
-    "tensorflow",
-    "tensorflow-cpu",
-    "tensorflow-gpu",
-    "tensorflow-intel",
-    "tensorflow-macos",
-    "tensorflow-aarch64",
-    "intel-tensorflow",
-    "tf-nightly",
-    "tf-nightly-cpu",
-}
-REQUIREMENT_ENV = "SM3_TF_TENSORFLOW_REQUIREMENT"
+sys.path.insert(0, str(HERE / "tools" / "build_backend"))
 
+from sm3_build_backend import package_constant  # noqa: E402
 
-def version():
-    text = (HERE / "sm3_tf" / "__init__.py").read_text()
-    return re.search(r'^__version__ = "([^"]+)"', text, re.MULTILINE).group(1)
-
-
-def target_site_packages():
-    """The site-packages of the environment being installed into.
-
-    pip builds in an isolated environment that hides them from `import`, but the interpreter's
-    prefix (and so these paths) is still the target's.
-    """
-    paths = sysconfig.get_paths()
-    return [pathlib.Path(p) for p in dict.fromkeys([paths["purelib"], paths["platlib"]])]
-
-
-def installed_tensorflow():
-    """The name of the TensorFlow distribution installed in the target environment, or None."""
-    for site in target_site_packages():
-        for info in site.glob("*.dist-info"):
-            name = re.sub(r"[-_.]+", "-", info.name.split("-")[0]).lower()
-            if name in TENSORFLOW_DISTRIBUTIONS:
-                return name
-    return None
-
-
-def tensorflow_requirement():
-    """[] when a TensorFlow distribution is present, else ['tensorflow>=2.16'] (or the override)."""
-    if REQUIREMENT_ENV in os.environ:
-        requirement = os.environ[REQUIREMENT_ENV].strip()
-        return [requirement] if requirement else []
-    return [] if installed_tensorflow() else ["tensorflow>=2.16"]
+TENSORFLOW_RANGE = package_constant("sm3_tf/versions.py", "TENSORFLOW_RANGE")
+KERAS_RANGE = package_constant("sm3_tf/versions.py", "KERAS_RANGE")
+KERNEL_DIR = pathlib.Path("sm3_tf") / "_kernel_build"
 
 
 class BuildPyWithKernels(build_py):
-    """build_py that ships the kernels' sources and, when it can, a kernel library built now."""
+    """build_py that ships the kernels' sources and, for a wheel, a kernel library built now."""
 
     def run(self):
         super().run()
@@ -82,53 +51,72 @@ class BuildPyWithKernels(build_py):
         self.copy_tree(str(HERE / "kernels" / "cc"), str(package / "_kernel_sources" / "cc"))
         # Editable installs run from the checkout, whose kernels/ the loader finds by itself.
         if not getattr(self, "editable_mode", False):
-            self.build_kernels(package / "_kernel_build")
+            self.build_kernels(pathlib.Path(self.build_lib) / KERNEL_DIR)
 
     def build_kernels(self, output_dir):
-        """Compiles the library against the target's TensorFlow; on any failure, leaves it for
-        later."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(HERE)]
-            + [str(p) for p in target_site_packages()]
-            + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        """Compiles (or takes from the cache, same key) the library for the TensorFlow in sight;
+        on any failure the wheel carries the sources only and says so."""
+        shutil.rmtree(output_dir, ignore_errors=True)  # a reused build/ may hold another TF's
+        command = [sys.executable, "-m", "sm3_tf.kernel_loader", "--build", "--output-dir"]
+        # Without pip's PYTHONPATH, whose sitecustomize hides the site-packages of the environment
+        # being installed into: the interpreter is that environment's, so its TF is in sight.
+        result = subprocess.run(
+            [*command, str(output_dir)],
+            env={**os.environ, "PYTHONPATH": str(HERE)},
+            capture_output=True,
+            text=True,
+            check=False,
         )
-        command = [
-            sys.executable,
-            "-m",
-            "sm3_tf.kernel_loader",
-            "--build",
-            "--output-dir",
-            str(output_dir),
-        ]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if result.returncode == 0:
             print(result.stdout.strip())
         else:
             print(
-                "sm3-tf: kernels not built now, they will be on first use: "
+                "sm3-tf: no kernel library in this build (it will be built on first use where "
+                "a compiler exists): "
                 + (result.stderr.strip().splitlines() or ["unknown error"])[-1]
             )
 
 
+class PlatformWheel(bdist_wheel):
+    """A wheel tagged for the platform when it carries a kernel library, pure Python otherwise."""
+
+    def run(self):
+        self.run_command("build")
+        build_lib = pathlib.Path(self.get_finalized_command("build_py").build_lib)
+        self.root_is_pure = not any((build_lib / KERNEL_DIR).glob("*.so"))
+        if not self.root_is_pure:  # install into platlib, the wheel's root
+            self.distribution.has_ext_modules = lambda: True
+        super().run()
+
+    def get_tag(self):
+        python, abi, plat = super().get_tag()
+        return (python, abi, plat) if self.root_is_pure else ("py3", "none", plat)
+
+
 setup(
     name="sm3-tf",
-    version=version(),
+    version=package_constant("sm3_tf/__init__.py", "__version__"),
     description="SM3 memory-efficient adaptive optimizer (Anil et al., NeurIPS 2019) for "
     "TensorFlow and Keras, with fused C++ kernels",
-    long_description=(HERE / "README.md").read_text() if (HERE / "README.md").exists() else "",
+    long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
-    license="Apache-2.0",
+    # The code is Apache-2.0; the Wesnoth corpus shipped in sm3_t2t/data/wesnoth is GPL-2.0+.
+    license_expression="Apache-2.0 AND GPL-2.0-or-later",
+    license_files=["LICENSE", "models/sm3_t2t/data/wesnoth/COPYING"],
     python_requires=">=3.9",
     packages=find_packages(include=["sm3_tf", "sm3_tf.*"])
     + find_packages("models", include=["sm3_t2t", "sm3_t2t.*"]),
     package_dir={"sm3_t2t": "models/sm3_t2t"},
     package_data={"sm3_t2t": ["data/wesnoth/*"]},
-    cmdclass={"build_py": BuildPyWithKernels},
-    install_requires=tensorflow_requirement() + ["keras>=3", "numpy"],
+    cmdclass={"build_py": BuildPyWithKernels, "bdist_wheel": PlatformWheel},
+    install_requires=["numpy", f"keras{KERAS_RANGE}"],
     extras_require={
-        "test": ["pytest", "tensorflow-cpu==2.21.0", "ml_dtypes", "ruff==0.17.6"],
-        "models": ["sentencepiece", "sacrebleu", "absl-py", "tensorflow-datasets", "matplotlib"],
+        "tensorflow": [f"tensorflow{TENSORFLOW_RANGE}"],
+        "tensorflow-cpu": [f"tensorflow-cpu{TENSORFLOW_RANGE}"],
+        "test": ["pytest", "ml_dtypes", "ruff==0.17.6"],
+        "models": ["sentencepiece", "sacrebleu", "absl-py", "tensorflow-datasets", "tensorboard"],
+        "plots": ["matplotlib"],
+        "bench": ["matplotlib", "psutil"],
     },
     entry_points={
         "console_scripts": [

@@ -12,7 +12,7 @@ SM3 in four ways that can matter early in training:
 `AblatedAdafactor` is Keras's update with switches: `parameter_scale=False` drops the RMS(w)
 factor, `clip_threshold=inf` the update clipping (a Keras argument), and
 `accumulate="sum"` replaces the moving average by a running sum (v_t = v_{t-1} + g^2, the
-Adagrad/SM3 accumulation). `ABLATIONS` names the variants `convergence_run.py --adafactor=`
+Adagrad/SM3 accumulation). `ABLATIONS` names the variants `benchmarks.convergence_run --adafactor=`
 accepts; `patch_factory` makes the trainer build one instead of the plain Keras Adafactor.
 """
 
@@ -79,15 +79,19 @@ def make(name, learning_rate, global_clipnorm=None):
 
 
 def patch_factory(name):
-    """Makes `sm3_tf.factory.make_optimizer` build ablation `name` for optimizer=adafactor."""
-    from sm3_tf import factory
+    """Makes `sm3_t2t.optimizers.make_optimizer` build ablation `name` for optimizer=adafactor.
 
-    original = factory.make_optimizer
+    The trainer calls it through the module (`optimizers.make_optimizer`), so replacing the
+    module attribute reaches it.
+    """
+    from sm3_t2t import optimizers
+
+    original = optimizers.make_optimizer
 
     def make_optimizer(hparams, total_steps=None, api="keras"):
         if str(hparams.optimizer).lower() != "adafactor":
             return original(hparams, total_steps=total_steps, api=api)
-        clip = float(getattr(hparams, "clip_grad_norm", 0.0)) or None
-        return make(name, factory.make_learning_rate(hparams, total_steps), clip)
+        learning_rate = optimizers.make_learning_rate(hparams, total_steps)
+        return make(name, learning_rate, optimizers.clip_norm(hparams))
 
-    factory.make_optimizer = make_optimizer
+    optimizers.make_optimizer = make_optimizer

@@ -1,10 +1,11 @@
 """Batch headroom: the largest token batch of transformer_big that trains within a memory budget.
 
-    python benchmarks/bench_batch_headroom.py [--budget_batch=1024] [--length=64]
+    python -m benchmarks.bench_batch_headroom [--budget_batch=1024] [--length=64]
+    python -m benchmarks.bench_batch_headroom --replot   # the figure again, from the saved JSON
 
 The budget is the peak RSS of one Adam training step at `--budget_batch` tokens (measured), or
-`--budget_gib`. For each optimizer the search measures (one `rss_probe.py` subprocess per probe,
-sentence length fixed):
+`--budget_gib`. For each optimizer the search measures (one `benchmarks.rss_probe` subprocess per
+probe, sentence length fixed):
   1. the peak RSS at the budget batch (every optimizer at Adam's batch);
   2. then probes where the line through its measured points, with the model-only slope (peak
      bytes per extra token, measured at two batches), meets the budget; a secant between the
@@ -20,10 +21,9 @@ Prints both tables, writes docs/batch_headroom.png and docs/results/batch_headro
 
 import argparse
 
-import docs_output
 import numpy as np
-import optimizer_variants
-import rss_probe
+
+from benchmarks import docs_output, roster, rss_probe
 
 GIB = 2**30
 
@@ -117,7 +117,7 @@ def headroom_table(searches, budget_batch):
         at_adam_batch = search.points.get(budget_batch)
         rows.append(
             [
-                optimizer_variants.label(name),
+                roster.label(name),
                 "" if at_adam_batch is None else f"{at_adam_batch / GIB:.3f} GiB",
                 "none" if lo is None else str(lo),
                 "" if hi is None else str(hi),
@@ -154,7 +154,7 @@ def extrapolation_table(searches, budgets_batches, slope):
             batch = (budget - fit[0]) / fit[1]
             row.append(f"{max(batch, 0):.0f} ({max(batch, 0) / adam_batch:.2f}x)")
         rows.append(row)
-    headers = ["budget"] + [optimizer_variants.label(n) for n in searches]
+    headers = ["budget"] + [roster.label(n) for n in searches]
     return docs_output.format_table(headers, rows), fits
 
 
@@ -165,56 +165,111 @@ def two_x_limit(fits, name):
     return (a_adam - a_opt) / slope
 
 
-def plot(searches, baseline, budget, path, budget_batch, slope, hparams_set):
+# Lines of optimizers whose probes coincide lie on each other: a dash pattern each keeps both seen.
+_LINE_STYLES = ("-", (0, (6, 3)), "-.", (0, (3, 2, 1, 2, 1, 2)), (0, (1, 1)), (0, (9, 2, 2, 2)))
+
+
+def _measured_line(ax, points, fit, **style):
+    """The fitted line of `points` ({batch: bytes}), drawn only across the batches measured."""
+    finite = [b for b, r in points.items() if np.isfinite(r)]
+    if fit and finite:
+        xs = np.array([min(finite), max(finite)], dtype=float)
+        ax.plot(xs, (fit[0] + fit[1] * xs) / GIB, **style)
+
+
+def plot(points, baseline, budget, path, budget_batch, slope, hparams_set):
+    """Peak RSS against batch: every optimizer's probes, its line, its largest fitting batch.
+
+    `points`: {optimizer: {batch: peak bytes}} in table order; `baseline`: the model-only probes.
+    Optimizers whose probes coincide (Adagrad and SM3 with f32 momentum keep the same state size)
+    get distinct hollow markers, each optimizer shifted by a few tokens so that none hides another,
+    and distinct dash patterns. Lines span the measured batches only.
+    """
     plt = docs_output.pyplot()
     fig, ax = plt.subplots(figsize=(9.5, 5.5))
-    xs_all = [b for s in searches.values() for b in s.points] + list(baseline)
-    grid = np.linspace(0, max(xs_all) * 1.05, 50)
-    for i, (name, search) in enumerate(searches.items()):
-        color = f"C{i}"
-        finite = {b: r for b, r in search.points.items() if np.isfinite(r)}
+    measured = [b for p in points.values() for b in p] + list(baseline)
+    shift = 0.006 * (max(measured) - min(measured))
+    for i, (name, probes) in enumerate(points.items()):
+        color = roster.color(name)
+        offset = (i - (len(points) - 1) / 2) * shift
+        finite = {b: r for b, r in probes.items() if np.isfinite(r)}
         ax.plot(
-            list(finite),
+            [b + offset for b in finite],
             [r / GIB for r in finite.values()],
-            "o",
+            linestyle="none",
+            marker=roster.entry(name).marker,
+            markersize=8,
+            markerfacecolor="none",
+            markeredgewidth=1.6,
             color=color,
-            label=optimizer_variants.label(name),
+            label=roster.label(name),
         )
-        fit = line_fit(search.points, slope)
-        if fit:
-            ax.plot(
-                grid, (fit[0] + fit[1] * grid) / GIB, "-", color=color, linewidth=0.8, alpha=0.6
-            )
-        lo = search.bracket()[0]
-        if lo:
-            ax.axvline(lo, color=color, linestyle=":", linewidth=1)
+        _measured_line(
+            ax,
+            probes,
+            line_fit(probes, slope),
+            color=color,
+            linewidth=1.1,
+            linestyle=_LINE_STYLES[i % len(_LINE_STYLES)],
+        )
+        fitting = [b for b, r in probes.items() if r <= budget]
+        if fitting:
+            ax.axvline(max(fitting), color=color, linestyle=":", linewidth=1)
     ax.plot(
         list(baseline),
         [r / GIB for r in baseline.values()],
-        "s",
-        color="0.4",
-        label="model only (no optimizer)",
+        linestyle="none",
+        marker="s",
+        color=roster.MODEL_ONLY_COLOR,
+        label=roster.MODEL_ONLY_LABEL,
     )
-    fit = line_fit(baseline)
-    if fit:
-        ax.plot(grid, (fit[0] + fit[1] * grid) / GIB, "--", color="0.4", linewidth=0.8)
+    _measured_line(
+        ax,
+        baseline,
+        line_fit(baseline),
+        color=roster.MODEL_ONLY_COLOR,
+        linestyle="--",
+        linewidth=0.9,
+    )
     ax.axhline(
         budget / GIB,
         color="black",
         linewidth=1.2,
         label=f"budget: Adam's peak at {budget_batch} tokens",
     )
-    ax.set_xlabel("batch (tokens per step)")
+    ax.set_xlabel(
+        f"batch (tokens per step); markers shifted by up to {len(points) * shift / 2:.0f}"
+        " tokens so that none hides another"
+    )
     ax.set_ylabel("peak RSS of one training step (GiB)")
     ax.set_title(
-        f"{hparams_set} on CPU: peak memory against batch; dotted: largest batch that fits"
+        f"{hparams_set} on CPU: peak memory against batch, lines across the measured batches;\n"
+        "dotted: largest batch that fits"
     )
-    ax.set_xlim(0, grid[-1])
-    ax.set_ylim(0, None)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def replot():
+    """Draws docs/batch_headroom.png again from docs/results/batch_headroom.json."""
+    raw = docs_output.read_results("batch_headroom")
+
+    def by_batch(points):  # JSON keys are strings
+        return {int(b): float(r) for b, r in sorted(points.items(), key=lambda i: int(i[0]))}
+
+    points = {n: by_batch(raw["points"][n]) for n in roster.names() if n in raw["points"]}
+    plot(
+        points,
+        by_batch(raw["model_only"]),
+        raw["budget_bytes"],
+        docs_output.figure_path("batch_headroom"),
+        raw["budget_batch"],
+        raw["slope_bytes_per_token"],
+        raw.get("hparams_set", "transformer_big"),
+    )
+    print("wrote docs/batch_headroom.png from docs/results/batch_headroom.json")
 
 
 def run(
@@ -240,8 +295,7 @@ def run(
 
     print("  model-only baseline ...", flush=True)
     baseline = {
-        b: probe(optimizer_variants.MODEL_ONLY, b)["peak_rss"]
-        for b in sorted({budget_batch, 2 * budget_batch})
+        b: probe(roster.MODEL_ONLY, b)["peak_rss"] for b in sorted({budget_batch, 2 * budget_batch})
     }
     slope = (baseline[2 * budget_batch] - baseline[budget_batch]) / budget_batch
     budget = budget_gib * GIB if budget_gib else probe("adam", budget_batch)["peak_rss"]
@@ -250,14 +304,14 @@ def run(
         flush=True,
     )
     searches = {}
-    for name in optimizer_variants.names():
+    for name in roster.names():
         search = Search(name, budget, slope, length, probe)
         for batch in extra_batches:
             search.measure(batch)
         search.run(budget_batch, max_probes)
         searches[name] = search
     plot(
-        searches,
+        {name: search.points for name, search in searches.items()},
         baseline,
         budget,
         docs_output.figure_path("batch_headroom"),
@@ -272,7 +326,7 @@ def run(
     )
     limits = {name: two_x_limit(fits, name) for name in searches if name != "adam"}
     limit_lines = [
-        f"  {optimizer_variants.label(n)}: up to Adam batches of {v:.0f} tokens"
+        f"  {roster.label(n)}: up to Adam batches of {v:.0f} tokens"
         for n, v in limits.items()
         if v is not None and v > 0
     ]
@@ -296,6 +350,7 @@ def run(
         "budget_bytes": budget,
         "budget_batch": budget_batch,
         "length": length,
+        "hparams_set": hparams_set,
         "model_only": baseline,
         "slope_bytes_per_token": slope,
         "points": {n: s.points for n, s in searches.items()},
@@ -333,7 +388,15 @@ def main():
         default="",
         help="comma-separated batches to measure for every optimizer too",
     )
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="only draw the figure again, from docs/results/batch_headroom.json (no probes)",
+    )
     args = parser.parse_args()
+    if args.replot:
+        replot()
+        return
     extra = tuple(int(b) for b in args.extra_batches.split(",") if b)
     run(
         args.budget_batch,

@@ -1,7 +1,8 @@
 """Convergence: SM3 vs Adam, Adagrad and Adafactor training a Transformer on Wesnoth en->fr.
 
-    python benchmarks/bench_convergence.py [--train_steps=900] [--seeds=1,2] \\
-        [--hparams_set=transformer_small_cpu] [--optimizers=sm3,sm3_bf16,...]
+    python -m benchmarks.bench_convergence [--train_steps=900] [--seeds=1,2] \\
+        [--hparams_set=transformer_small] [--optimizers=sm3,sm3_bf16,...] [--grid=sm3=0.1:0.3]
+    python -m benchmarks.bench_convergence --replot     # the figure again, from the saved JSON
 
 1. Sweep: each optimizer at the learning rates of LEARNING_RATES, `--train_steps` steps (the same
    horizon as the final runs: a rate that wins a short sweep can lose a long run), the first seed;
@@ -9,13 +10,13 @@
    run is that optimizer's first-seed final run.
 2. Final runs: each optimizer at its best rate for every further seed; validation loss every
    `--eval_every` steps, then test loss and BLEU on `--bleu_samples` test sentences.
-Every run is `convergence_run.py` in its own process (the trainer's `train()`, then
+Every run is `benchmarks.convergence_run` in its own process (the trainer's `train()`, then
 `evaluation.evaluate()`), with one TF thread. Runs go `--parallel` at a time, different
 optimizers side by side, so that they share the machine under the same conditions: on a
 machine other jobs also load, runs made one after another would compare the load, not the
 optimizers. All runs share the data, batch, schedule and hparams set and differ only in
-optimizer (OPTIMIZERS: SM3 with a float32, a bfloat16 or no momentum buffer, Adam, Adagrad,
-Keras Adafactor), learning rate and seed.
+optimizer (the roster's entries the trainer can build: SM3 with a float32, a bfloat16 or no
+momentum buffer, Adam, Adagrad, Keras Adafactor), learning rate and seed.
 
 Prints the sweep and result tables (validation loss at equal steps and at an equal wall-clock
 budget, BLEU, steps and time to a target validation loss), writes docs/<name>.png and
@@ -25,25 +26,19 @@ docs/results/<name>.*.
 import argparse
 import json
 import os
-import subprocess
-import sys
+import shutil
 from concurrent import futures
 
-import convergence_run
-import docs_output
 import numpy as np
-import source_tree
 
-# Name -> (the hparams' `optimizer`, further hparams overrides, label).
-OPTIMIZERS = {
-    "sm3": ("sm3", "", "SM3 (momentum f32)"),
-    "sm3_bf16": ("sm3", "optimizer_sm3_momentum_dtype=bfloat16", "SM3 (momentum bf16)"),
-    "sm3_nomom": ("sm3", "optimizer_sm3_momentum=0.0", "SM3 (no momentum)"),
-    "adam": ("adam", "", "Adam"),
-    "adagrad": ("adagrad", "", "Adagrad"),
-    "adafactor": ("adafactor", "", "Adafactor"),
+from benchmarks import convergence_run, docs_output, processes, roster
+
+# Roster entries that the trainer builds as another of its optimizers with further hparams; every
+# other entry trained here is a value of the trainer's `optimizer` hparam itself.
+HPARAMS_VARIANTS = {
+    "sm3_bf16": ("sm3", "optimizer_sm3_momentum_dtype=bfloat16"),
+    "sm3_nomom": ("sm3", "optimizer_sm3_momentum=0.0"),
 }
-LABELS = {name: label for name, (_, _, label) in OPTIMIZERS.items()}
 # The demo model and the horizon: at 900 steps of 2048 tokens (~6 passes over the corpus) SM3's
 # validation loss is flattening under a cool-down (docs/recipes.md), where the 250-step runs of
 # the earlier version of this benchmark stopped in the steep part of training.
@@ -61,14 +56,23 @@ LEARNING_RATES = {
 }
 
 
+def convergence_names():
+    """The roster's names this benchmark can train, in table order."""
+    trainable = set(roster.trainer_names()) | set(HPARAMS_VARIANTS)
+    return [name for name in roster.names() if name in trainable]
+
+
+def trainer_settings(name):
+    """(the trainer's `optimizer` hparam, further hparams overrides) of roster entry `name`."""
+    return HPARAMS_VARIANTS.get(name, (name, ""))
+
+
 def run_one(job, args):
-    """Runs one `convergence_run.py` job; returns its result dict (with an "error" if it failed)."""
+    """Runs one `convergence_run` job; returns its result dict (with an "error" if it failed)."""
     name = f"{job['optimizer']}_lr{job['learning_rate']:g}_s{job['seed']}_{job['train_steps']}"
     output_dir = os.path.join(args.work_dir, name)
-    optimizer, extra_hparams, _ = OPTIMIZERS[job["optimizer"]]
-    command = [
-        sys.executable,
-        os.path.join(source_tree.BENCHMARKS_DIR, "convergence_run.py"),
+    optimizer, extra_hparams = trainer_settings(job["optimizer"])
+    arguments = [
         f"--optimizer={optimizer}",
         f"--hparams_set={args.hparams_set}",
         f"--hparams={','.join(h for h in (args.hparams, extra_hparams) if h)}",
@@ -84,12 +88,8 @@ def run_one(job, args):
         f"--output_dir={output_dir}",
     ]
     if os.path.exists(output_dir):
-        import shutil
-
         shutil.rmtree(output_dir)  # a stale run would be resumed, not redone
-    done = subprocess.run(
-        command, env=source_tree.subprocess_env(), capture_output=True, text=True, check=False
-    )
+    done = processes.run_module("convergence_run", *arguments)
     with open(output_dir + ".log", "w", encoding="utf-8") as log:
         log.write(done.stdout + "\n--- stderr ---\n" + done.stderr)
     for line in done.stdout.splitlines():
@@ -241,7 +241,7 @@ def sweep_table(sweeps):
             loss = final_validation_loss(r)
             rows.append(
                 [
-                    LABELS[optimizer],
+                    roster.label(optimizer),
                     f"{r['learning_rate']:g}",
                     "diverged/failed" if loss == float("inf") else f"{loss:.3f}",
                     "best" if r["learning_rate"] == best else "",
@@ -260,7 +260,7 @@ def results_table(rows, target, budget, train_steps):
     for optimizer, row in rows.items():
         table.append(
             [
-                LABELS[optimizer],
+                roster.label(optimizer),
                 f"{row['learning_rate']:g}",
                 _spread(row["val_loss_seeds"], 3),
                 f"{row['val_loss_at_budget']:.3f}",
@@ -291,14 +291,6 @@ def plot(sweeps, finals, target, budget, path, hparams_set):
     """Four panels: sweep, validation loss vs step, vs wall-clock, training loss vs step."""
     plt = docs_output.pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
-    colors = {
-        "sm3": "tab:red",
-        "sm3_bf16": "tab:orange",
-        "sm3_nomom": "tab:brown",
-        "adam": "tab:blue",
-        "adagrad": "tab:green",
-        "adafactor": "tab:purple",
-    }
     ax = axes[0, 0]
     for optimizer, results in sweeps.items():
         ok = [r for r in results if "validation_loss" in r]
@@ -306,8 +298,8 @@ def plot(sweeps, finals, target, budget, path, hparams_set):
             [r["learning_rate"] for r in ok],
             [final_validation_loss(r) for r in ok],
             "o-",
-            color=colors[optimizer],
-            label=LABELS[optimizer],
+            color=roster.color(optimizer),
+            label=roster.label(optimizer),
         )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
@@ -334,13 +326,13 @@ def plot(sweeps, finals, target, budget, path, hparams_set):
         for optimizer, results in finals.items():
             mean, per_seed = mean_curves(results)
             for c in per_seed:
-                ax.plot(c[x_key], c[y_key], color=colors[optimizer], alpha=0.3, linewidth=0.8)
+                ax.plot(c[x_key], c[y_key], color=roster.color(optimizer), alpha=0.3, linewidth=0.8)
             ax.plot(
                 mean[x_key],
                 mean[y_key],
-                color=colors[optimizer],
+                color=roster.color(optimizer),
                 linewidth=2,
-                label=f"{LABELS[optimizer]} (lr {results[0]['learning_rate']:g})",
+                label=f"{roster.label(optimizer)} (lr {results[0]['learning_rate']:g})",
             )
         if y_key == "val_loss":
             ax.axhline(
@@ -364,9 +356,7 @@ def plot(sweeps, finals, target, budget, path, hparams_set):
 
 def prepare_data(data_dir):
     """Generates the problem's data once, before parallel runs could race to write it."""
-    from sm3_t2t import (
-        registry,
-    )
+    from sm3_t2t import registry
 
     registry.problem(convergence_run.PROBLEM).generate_data(data_dir, None)
 
@@ -442,6 +432,7 @@ def run(args):
             "summary": rows,
             "target": target,
             "budget_seconds": budget,
+            "hparams_set": args.hparams_set,
         },
         stopwatch,
         [
@@ -452,9 +443,30 @@ def run(args):
     )
 
 
+def in_roster_order(by_optimizer):
+    """`by_optimizer` ordered as the tables are (a reloaded JSON file has its keys sorted)."""
+    return {name: by_optimizer[name] for name in roster.names() if name in by_optimizer}
+
+
+def replot(name):
+    """Draws docs/<name>.png again from docs/results/<name>.json; trains nothing."""
+    raw = docs_output.read_results(name)
+    path = docs_output.figure_path(name)
+    plot(
+        in_roster_order(raw["sweep"]),
+        in_roster_order(raw["final"]),
+        raw["target"],
+        raw["budget_seconds"],
+        path,
+        # Results from before the set was recorded were all transformer_small's.
+        raw.get("hparams_set", "transformer_small"),
+    )
+    print(f"wrote {path} from docs/results/{name}.json")
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
+    parser.add_argument("--optimizers", default=",".join(convergence_names()))
     parser.add_argument(
         "--train_steps", type=int, default=HORIZON, help="the horizon of sweep and final runs"
     )
@@ -492,9 +504,14 @@ def parse_args(argv=None):
         default=4,
         help="runs at once, each with max(1, cores // parallel) TF threads",
     )
-    parser.add_argument("--data_dir", default=os.path.join(source_tree.ROOT, "output", "t2t_data"))
+    parser.add_argument("--data_dir", default=os.path.join(processes.ROOT, "output", "t2t_data"))
     parser.add_argument(
-        "--work_dir", default=os.path.join(source_tree.ROOT, "output", "bench_convergence")
+        "--work_dir", default=os.path.join(processes.ROOT, "output", "bench_convergence")
+    )
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="only draw docs/<name>.png again, from docs/results/<name>.json (no training)",
     )
     args = parser.parse_args(argv)
     args.optimizers = [o for o in args.optimizers.split(",") if o]
@@ -510,10 +527,18 @@ def parse_args(argv=None):
         grid[name] = tuple(float(rate) for rate in rates.split(":"))
     args.grid = grid
     for o in args.optimizers:
-        if o not in OPTIMIZERS:
-            parser.error(f"unknown optimizer {o!r}; known: {', '.join(OPTIMIZERS)}")
+        if o not in convergence_names():
+            parser.error(f"unknown optimizer {o!r}; known: {', '.join(convergence_names())}")
     return args
 
 
+def main(argv=None):
+    args = parse_args(argv)
+    if args.replot:
+        replot(args.name)
+    else:
+        run(args)
+
+
 if __name__ == "__main__":
-    run(parse_args())
+    main()

@@ -1,18 +1,19 @@
 """Optimizer memory: state bytes on three models' shapes, and the peak RSS of a transformer_big
 step.
 
-    python benchmarks/bench_memory.py [--batch_tokens=2048] [--length=64] [--skip_rss]
+    python -m benchmarks.bench_memory [--batch_tokens=2048] [--length=64] [--skip_rss]
+    python -m benchmarks.bench_memory --replot      # the figures again, from the saved JSON
 
 Part 1 (state): for the parameter shapes of transformer_big (32k vocabulary), transformer_base
 and BERT-Large (`model_shapes.py`), creates real variables of those shapes, builds each optimizer
-of `optimizer_variants.py` on them and counts the bytes of the optimizer's own variables
+of `benchmarks.roster` on them and counts the bytes of the optimizer's own variables
 (`sm3_tf.memory.state_bytes`, step counters excluded). One process per model, one optimizer at a
 time, freed before the next.
 
-Part 2 (peak RSS): one subprocess per optimizer (`rss_probe.py`) runs one training step of the real
-transformer_big Transformer on `--batch_tokens` tokens and reports its peak resident memory; a
-model-only process (forward and backward, no optimizer) gives the baseline, so the optimizer's
-share is the difference. SM3 is measured with its fused kernel and, separately, with the
+Part 2 (peak RSS): one subprocess per optimizer (`benchmarks.rss_probe`) runs one training step of
+the real transformer_big Transformer on `--batch_tokens` tokens and reports its peak resident
+memory; a model-only process (forward and backward, no optimizer) gives the baseline, so the
+optimizer's share is the difference. SM3 is measured with its fused kernel and, separately, with the
 TF-ops step (same state, different temporaries).
 
 Prints both tables, writes docs/memory_state.png, docs/memory_rss.png and docs/results/memory.*.
@@ -23,9 +24,7 @@ import gc
 import multiprocessing
 from concurrent import futures
 
-import docs_output
-import optimizer_variants
-import rss_probe
+from benchmarks import docs_output, model_shapes, roster, rss_probe
 
 GIB = 2**30
 MIB = 2**20
@@ -33,8 +32,6 @@ MIB = 2**20
 
 def model_shape_lists(vocab):
     """{model name: list of parameter shapes}, from the shared `model_shapes.py`."""
-    import model_shapes
-
     lists = {
         f"transformer_big ({vocab // 1024}k vocab)": model_shapes.transformer_big_shapes(
             vocab=vocab
@@ -69,8 +66,8 @@ def count_state(shapes):
         for i, shape in enumerate(shapes)
     ]
     counts = {}
-    for name in optimizer_variants.names():
-        optimizer = optimizer_variants.make(name)
+    for name in roster.names():
+        optimizer = roster.make(name)
         optimizer.build(variables)
         counts[name] = memory.state_bytes(optimizer)
         del optimizer
@@ -95,7 +92,7 @@ def state_table(results):
             rows.append(
                 [
                     model,
-                    optimizer_variants.label(name),
+                    roster.label(name),
                     f"{params / 1e6:.1f}M",
                     _format_size(size),
                     f"{size / params:.3f}",
@@ -115,13 +112,13 @@ def plot_state(results, path):
     """Grouped bars: state GiB per model, one bar per optimizer, each labelled."""
     plt = docs_output.pyplot()
     models = list(results)
-    names = optimizer_variants.names()
+    names = roster.names()
     width = 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(10, 4.8))
     for i, name in enumerate(names):
         xs = [m + (i - (len(names) - 1) / 2) * width for m in range(len(models))]
         values = [results[model][0][name] / GIB for model in models]
-        bars = ax.bar(xs, values, width, label=optimizer_variants.label(name))
+        bars = ax.bar(xs, values, width, label=roster.label(name), color=roster.color(name))
         for bar, value in zip(bars, values):
             text = f"{value:.2f}" if value >= 0.01 else f"{value * 1024:.1f} MiB"
             ax.annotate(
@@ -148,7 +145,7 @@ def plot_state(results, path):
 def measure_rss(batch_tokens, length, vocab, hparams_set):
     """{name: probe result} for the model-only baseline and every optimizer."""
     results = {}
-    for name in [optimizer_variants.MODEL_ONLY] + optimizer_variants.names(with_tf_ops=True):
+    for name in [roster.MODEL_ONLY] + roster.names(with_tf_ops=True):
         print(f"  peak RSS: {name} ...", flush=True)
         results[name] = rss_probe.run_probe(
             name, hparams_set=hparams_set, vocab=vocab, batch_tokens=batch_tokens, length=length
@@ -158,24 +155,24 @@ def measure_rss(batch_tokens, length, vocab, hparams_set):
 
 def _in_table_order(probes):
     """`probes` ordered as the tables are (a reloaded JSON file has its keys sorted)."""
-    order = [optimizer_variants.MODEL_ONLY] + optimizer_variants.names(with_tf_ops=True)
+    order = [roster.MODEL_ONLY] + roster.names(with_tf_ops=True)
     return {name: probes[name] for name in order if name in probes}
 
 
 def rss_table(probes):
     probes = _in_table_order(probes)
-    base = probes[optimizer_variants.MODEL_ONLY]
+    base = probes[roster.MODEL_ONLY]
     adam_extra = probes["adam"]["peak_rss"] - base["peak_rss"] if probes.get("adam") else None
     rows = []
     for name, probe in probes.items():
         if probe is None:
-            rows.append([optimizer_variants.label(name), "failed", "", "", "", "", ""])
+            rows.append([roster.label(name), "failed", "", "", "", "", ""])
             continue
         extra = probe["peak_rss"] - base["peak_rss"]
-        is_base = name == optimizer_variants.MODEL_ONLY
+        is_base = name == roster.MODEL_ONLY
         rows.append(
             [
-                optimizer_variants.label(name),
+                roster.label(name),
                 _format_size(probe["state_bytes"]),
                 f"{probe['peak_rss'] / GIB:.2f} GiB",
                 "" if is_base else f"{extra / GIB:+.2f} GiB",
@@ -192,24 +189,28 @@ def rss_table(probes):
 
 
 def plot_rss(probes, path):
-    """Stacked bars: model-only peak, then the optimizer's state, then its other step transients."""
+    """Stacked bars: model-only peak, then the optimizer's state (solid, in the optimizer's colour),
+    then its other step transients (hatched, same colour)."""
     plt = docs_output.pyplot()
     probes = _in_table_order(probes)
-    base = probes[optimizer_variants.MODEL_ONLY]["peak_rss"] / GIB
+    base = probes[roster.MODEL_ONLY]["peak_rss"] / GIB
     names = [n for n in probes if probes[n] is not None]
     fig, ax = plt.subplots(figsize=(9, 5.4))
     for i, name in enumerate(names):
         probe = probes[name]
         total = probe["peak_rss"] / GIB
         state = min(probe["state_bytes"] / GIB, max(total - base, 0))
-        ax.barh(i, base, color="0.75", label="model-only step peak" if i == 0 else None)
-        ax.barh(i, state, left=base, color="tab:red", label="optimizer state" if i == 0 else None)
+        color = roster.color(name)
+        ax.barh(i, base, color="0.85", label="model-only step peak" if i == 0 else None)
+        ax.barh(i, state, left=base, color=color)
         ax.barh(
             i,
             max(total - base - state, 0),
             left=base + state,
-            color="tab:orange",
-            label="other optimizer-step memory" if i == 0 else None,
+            color=color,
+            alpha=0.35,
+            hatch="///",
+            edgecolor=color,
         )
         ax.annotate(
             f"{total:.2f} GiB",
@@ -220,7 +221,7 @@ def plot_rss(probes, path):
             fontsize=8,
         )
     ax.set_yticks(range(len(names)))
-    ax.set_yticklabels([optimizer_variants.label(n) for n in names])
+    ax.set_yticklabels([roster.label(n) for n in names])
     ax.invert_yaxis()
     first = probes[names[0]]
     ax.set_xlabel("peak resident memory of the process (GiB)")
@@ -229,7 +230,20 @@ def plot_rss(probes, path):
         f"{first['batch_tokens']} tokens, CPU"
     )
     ax.set_xlim(0, max(p["peak_rss"] for p in probes.values() if p) / GIB * 1.18)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    from matplotlib.patches import Patch
+
+    legend = [
+        Patch(color="0.85", label="model-only step peak"),
+        Patch(color="0.3", label="optimizer state (solid, the optimizer's colour)"),
+        Patch(
+            facecolor="0.3",
+            alpha=0.35,
+            hatch="///",
+            edgecolor="0.3",
+            label="other optimizer-step memory (hatched)",
+        ),
+    ]
+    ax.legend(handles=legend, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -245,7 +259,7 @@ def run(batch_tokens=2048, length=64, vocab=32768, skip_rss=False, hparams_set="
     plot_state(state, docs_output.figure_path("memory_state"))
     tables = [("Optimizer state, counted from built optimizers' variables:", state_table(state))]
     figures = ["Figures: docs/memory_state.png" + ("" if skip_rss else ", docs/memory_rss.png")]
-    raw = {"state": {m: {"bytes": c, "params": p} for m, (c, p) in state.items()}}
+    raw = {"vocab": vocab, "state": {m: {"bytes": c, "params": p} for m, (c, p) in state.items()}}
     if not skip_rss:
         probes = measure_rss(batch_tokens, length, vocab, hparams_set)
         plot_rss(probes, docs_output.figure_path("memory_rss"))
@@ -259,6 +273,27 @@ def run(batch_tokens=2048, length=64, vocab=32768, skip_rss=False, hparams_set="
         raw["rss"] = probes
     docs_output.publish("memory", "Optimizer memory", tables, raw, stopwatch, figures)
     return raw
+
+
+def replot():
+    """Draws docs/memory_state.png and docs/memory_rss.png again from docs/results/memory.json."""
+    raw = docs_output.read_results("memory")
+    # The models in the order they were measured (a reloaded JSON file has its keys sorted).
+    measured = list(model_shape_lists(raw.get("vocab", 32768)))
+    order = [m for m in measured if m in raw["state"]] + sorted(set(raw["state"]) - set(measured))
+    state = {}
+    for model in order:
+        counts = raw["state"][model]["bytes"]
+        state[model] = (
+            {n: counts[n] for n in roster.names() if n in counts},
+            raw["state"][model]["params"],
+        )
+    plot_state(state, docs_output.figure_path("memory_state"))
+    written = ["docs/memory_state.png"]
+    if "rss" in raw:
+        plot_rss(raw["rss"], docs_output.figure_path("memory_rss"))
+        written.append("docs/memory_rss.png")
+    print(f"wrote {' and '.join(written)} from docs/results/memory.json")
 
 
 def main():
@@ -277,7 +312,15 @@ def main():
         help="the Transformer whose training step the RSS probes run",
     )
     parser.add_argument("--skip_rss", action="store_true", help="only count the state")
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="only draw the figures again, from docs/results/memory.json (measures nothing)",
+    )
     args = parser.parse_args()
+    if args.replot:
+        replot()
+        return
     run(args.batch_tokens, args.length, args.vocab, args.skip_rss, args.hparams_set)
 
 

@@ -1,10 +1,11 @@
 """Memory into speed, the paper's claim: SM3's saved memory spent on a larger batch, in steps.
 
-    python benchmarks/bench_memory_to_speed.py [--budget_batch=512] [--train_steps=600]
+    python -m benchmarks.bench_memory_to_speed [--budget_batch=512] [--train_steps=600]
+    python -m benchmarks.bench_memory_to_speed --replot   # the figure again, from the saved JSON
 
-1. Budget: Adam's peak RSS (`rss_probe.py`, VmHWM, one process per probe) for one training step
-   of the demo model (`--hparams_set`, the Wesnoth problem's vocabulary) at `--budget_batch`
-   tokens of `--length`-token sentences.
+1. Budget: Adam's peak RSS (`benchmarks.rss_probe`, VmHWM, one process per probe) for one
+   training step of the demo model (`--hparams_set`, the Wesnoth problem's vocabulary) at
+   `--budget_batch` tokens of `--length`-token sentences.
 2. Batch: for SM3 without momentum and with a bfloat16 buffer, the largest batch (whole
    sentences) whose peak stays within the budget: aimed where the line through the SM3 probe at
    the budget batch with the model-only slope (tokens -> bytes, probed at 1x and 2x the budget
@@ -22,33 +23,29 @@ docs/memory_to_speed.png and docs/results/memory_to_speed.*.
 import argparse
 import json
 import os
-import subprocess
-import sys
+import shutil
 from concurrent import futures
 
-import convergence_run
-import docs_output
 import numpy as np
-import rss_probe
-import source_tree
+
+from benchmarks import convergence_run, docs_output, processes, roster, rss_probe
 
 GIB = 2**30
-# Name -> (rss_probe / optimizer_variants name, hparams overrides of the training run, label).
+# Run name -> (the roster entry it trains and probes, the trainer's `optimizer` hparam, further
+# hparams overrides). Labels and colours are the roster's.
 CONTENDERS = {
-    "adam": ("adam", "optimizer=adam", "Adam"),
-    "sm3_nomom": ("sm3_nomom", "optimizer=sm3,optimizer_sm3_momentum=0.0", "SM3 (no momentum)"),
-    "sm3_bf16": (
-        "sm3_bf16",
-        "optimizer=sm3,optimizer_sm3_momentum_dtype=bfloat16",
-        "SM3 (momentum bf16)",
-    ),
+    "adam": ("adam", "adam", ""),
+    "sm3_nomom": ("sm3_nomom", "sm3", "optimizer_sm3_momentum=0.0"),
+    "sm3_bf16": ("sm3_bf16", "sm3", "optimizer_sm3_momentum_dtype=bfloat16"),
     # The control: SM3 at Adam's batch separates the optimizer's effect from the batch's.
-    "sm3_nomom_same_batch": (
-        "sm3_nomom",
-        "optimizer=sm3,optimizer_sm3_momentum=0.0",
-        "SM3 (no momentum) at Adam's batch",
-    ),
+    "sm3_nomom_same_batch": ("sm3_nomom", "sm3", "optimizer_sm3_momentum=0.0"),
 }
+
+
+def label(name):
+    """The roster's label of run `name`; the control says it is at Adam's batch."""
+    entry = CONTENDERS[name][0]
+    return roster.label(entry) + (" at Adam's batch" if name != entry else "")
 
 
 def vocabulary_size(data_dir):
@@ -79,13 +76,11 @@ def largest_batch(name, args, budget, slope, probe):
 
 
 def train(name, batch, learning_rate, args):
-    """One convergence_run.py process; returns its result dict."""
-    _, overrides, _ = CONTENDERS[name]
+    """One `benchmarks.convergence_run` process; returns its result dict."""
+    _, optimizer, overrides = CONTENDERS[name]
     output_dir = os.path.join(args.work_dir, f"{name}_b{batch}")
-    command = [
-        sys.executable,
-        os.path.join(source_tree.BENCHMARKS_DIR, "convergence_run.py"),
-        f"--optimizer={overrides.split(',')[0].split('=')[1]}",
+    arguments = [
+        f"--optimizer={optimizer}",
         f"--learning_rate={learning_rate}",
         f"--seed={args.seed}",
         f"--train_steps={args.train_steps}",
@@ -94,18 +89,14 @@ def train(name, batch, learning_rate, args):
         f"--batch_size={batch}",
         "--warmup_steps=0",
         f"--hparams_set={args.hparams_set}",
-        f"--hparams={','.join(overrides.split(',')[1:])}",
+        f"--hparams={overrides}",
         f"--threads={max(1, (os.cpu_count() or 2) // len(CONTENDERS))}",
         f"--data_dir={args.data_dir}",
         f"--output_dir={output_dir}",
     ]
     if os.path.exists(output_dir):
-        import shutil
-
         shutil.rmtree(output_dir)  # a stale run would be resumed, not redone
-    done = subprocess.run(
-        command, env=source_tree.subprocess_env(), capture_output=True, text=True, check=False
-    )
+    done = processes.run_module("convergence_run", *arguments)
     with open(output_dir + ".log", "w", encoding="utf-8") as log:
         log.write(done.stdout + "\n--- stderr ---\n" + done.stderr)
     for line in done.stdout.splitlines():
@@ -127,19 +118,18 @@ def first_crossing(points, target):
 def plot(runs, target, path, hparams_set):
     plt = docs_output.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    colors = {
-        "adam": "tab:blue",
-        "sm3_nomom": "tab:brown",
-        "sm3_bf16": "tab:orange",
-        "sm3_nomom_same_batch": "tab:gray",
-    }
     for name, run in runs.items():
         points = np.array(run["result"]["validation_loss"])
-        label = f"{CONTENDERS[name][2]}, batch {run['batch']}"
-        axes[0].plot(points[:, 0], points[:, 1], "o-", color=colors[name], label=label)
-        axes[1].plot(
-            points[:, 0] * run["batch"] / 1e3, points[:, 1], "o-", color=colors[name], label=label
+        entry = CONTENDERS[name][0]
+        style = dict(
+            color=roster.color(entry),
+            marker=roster.entry(entry).marker,
+            # The control shares its optimizer's colour, dashed.
+            linestyle="-" if name == entry else "--",
+            label=f"{label(name)}, batch {run['batch']}",
         )
+        axes[0].plot(points[:, 0], points[:, 1], **style)
+        axes[1].plot(points[:, 0] * run["batch"] / 1e3, points[:, 1], **style)
     for ax, xlabel in zip(axes, ("step", "thousand tokens trained (batch x steps)")):
         ax.axhline(target, color="0.4", linestyle=":", label=f"target {target:.3f}")
         ax.set_xlabel(xlabel)
@@ -163,6 +153,9 @@ def run(args):
         result = rss_probe.run_probe(
             name, hparams_set=args.hparams_set, vocab=vocab, batch_tokens=batch, length=args.length
         )
+        if result is None:  # the probe died (out of memory): this batch does not fit
+            print(f"  {name} at {batch} tokens: the probe died", flush=True)
+            return float("inf")
         probes.append(dict(optimizer=name, batch=batch, peak_rss=result["peak_rss"]))
         print(f"  {name} at {batch} tokens: {result['peak_rss'] / GIB:.3f} GiB", flush=True)
         return result["peak_rss"]
@@ -200,7 +193,7 @@ def run(args):
         ]
         rows.append(
             [
-                CONTENDERS[name][2],
+                label(name),
                 str(item["batch"]),
                 f"{item['batch'] / args.budget_batch:.2f}",
                 f"{(peaks[0] if peaks else budget) / GIB:.3f}",
@@ -244,7 +237,14 @@ def run(args):
                 table,
             ),
         ],
-        {"probes": probes, "budget": budget, "slope": slope, "runs": runs, "target": target},
+        {
+            "probes": probes,
+            "budget": budget,
+            "slope": slope,
+            "runs": runs,
+            "target": target,
+            "hparams_set": args.hparams_set,
+        },
         stopwatch,
         [f"Figure: docs/{args.name}.png"],
     )
@@ -263,12 +263,34 @@ def parse_args(argv=None):
     parser.add_argument("--sm3_rate", type=float, default=0.1)
     parser.add_argument("--target", type=float, default=0.0, help="0: Adam's final val loss")
     parser.add_argument("--name", default="memory_to_speed")
-    parser.add_argument("--data_dir", default=os.path.join(source_tree.ROOT, "output", "t2t_data"))
+    parser.add_argument("--data_dir", default=os.path.join(processes.ROOT, "output", "t2t_data"))
     parser.add_argument(
-        "--work_dir", default=os.path.join(source_tree.ROOT, "output", "memory_to_speed")
+        "--work_dir", default=os.path.join(processes.ROOT, "output", "memory_to_speed")
+    )
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="only draw docs/<name>.png again, from docs/results/<name>.json (no training)",
     )
     return parser.parse_args(argv)
 
 
+def replot(name):
+    """Draws docs/<name>.png again from docs/results/<name>.json; trains nothing."""
+    raw = docs_output.read_results(name)
+    runs = {n: raw["runs"][n] for n in CONTENDERS if n in raw["runs"]}
+    path = docs_output.figure_path(name)
+    plot(runs, raw["target"], path, raw.get("hparams_set", "transformer_small"))
+    print(f"wrote {path} from docs/results/{name}.json")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.replot:
+        replot(args.name)
+    else:
+        run(args)
+
+
 if __name__ == "__main__":
-    run(parse_args())
+    main()

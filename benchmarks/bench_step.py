@@ -3,7 +3,8 @@
 In one process, for each workload (a model's variable list from `model_shapes.py`, or single large
 matrices), every contender applies the same random dense gradients to the same variables through
 its Keras `apply` inside a `tf.function`; contenders are interleaved, their order rotated every
-repetition, and the median is reported. In the same rotation the `Sm3StreamTriad` op measures the
+repetition, and the median is reported. In the same rotation the `Sm3>StreamTriad` op (the
+benchmark library, `python -m sm3_tf.kernel_loader --build --benchmark-ops`) measures the
 machine's memory bandwidth (STREAM triad, a = b + s * c, counted as 12 bytes per element).
 
 Printed per contender: median step time, ratio to Keras Adam, achieved GB/s (the bytes the
@@ -12,39 +13,35 @@ Adam 28), that as a fraction of the triad bandwidth, and the peak extra memory o
 peak of TF's CPU allocator during one more step minus what it held before (tensors and kernel
 scratch; TF's oneDNN-enabled CPU allocator keeps these statistics).
 
-Usage (the kernels must be built: `python -m sm3_tf.kernel_loader --build`):
-    python benchmarks/bench_step.py                          # Transformer-Big + 2 matrices
-    python benchmarks/bench_step.py --model transformer_base --matrices 4096x4096 --repeats 7
-    python benchmarks/bench_step.py --contenders sm3_fused,adam --model none --matrices 8192x8192
+Usage (from the repository root; the kernels must be built: `python -m sm3_tf.kernel_loader
+--build`):
+    python -m benchmarks.bench_step                          # Transformer-Big + 2 matrices
+    python -m benchmarks.bench_step --model transformer_base --matrices 4096x4096 --repeats 7
+    python -m benchmarks.bench_step --contenders sm3_fused,adam --model none --matrices 8192x8192
 """
 
 import argparse
 import os
-import pathlib
 import re
 import statistics
 import sys
 import time
 
-_REPO = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(_REPO))
-sys.path.insert(0, str(_REPO / "benchmarks"))
+import keras
+import tensorflow as tf
 
-import keras  # noqa: E402
-import model_shapes  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from benchmarks import model_shapes, roster
+from sm3_tf import kernel_loader
 
-import sm3_tf  # noqa: E402
-from sm3_tf import kernel_loader  # noqa: E402
-
-# name -> (optimizer factory, jit_compile, bytes moved per parameter per step)
+# name -> (optimizer factory, jit_compile, bytes moved per parameter per step); the optimizers
+# are the roster's, SM3 on each of its paths.
 CONTENDERS = {
-    "sm3_fused": (lambda: sm3_tf.SM3(0.1, momentum=0.9, fused=True), False, 20),
-    "sm3_tf_ops": (lambda: sm3_tf.SM3(0.1, momentum=0.9, fused=False), False, 20),
-    "sm3_xla": (lambda: sm3_tf.SM3(0.1, momentum=0.9), True, 20),
-    "adam": (lambda: keras.optimizers.Adam(1e-3), False, 28),
-    "adagrad": (lambda: keras.optimizers.Adagrad(1e-2), False, 20),
-    "adafactor": (lambda: keras.optimizers.Adafactor(1e-3), False, 12),
+    "sm3_fused": (lambda: roster.make("sm3", learning_rate=0.1, fused=True), False, 20),
+    "sm3_tf_ops": (lambda: roster.make("sm3_tf_ops", learning_rate=0.1), False, 20),
+    "sm3_xla": (lambda: roster.make("sm3", learning_rate=0.1), True, 20),
+    "adam": (lambda: roster.make("adam", learning_rate=1e-3), False, 28),
+    "adagrad": (lambda: roster.make("adagrad", learning_rate=1e-2), False, 20),
+    "adafactor": (lambda: roster.make("adafactor", learning_rate=1e-3), False, 12),
 }
 TRIAD_BYTES_PER_ELEMENT = 12
 TRIAD_ELEMENTS = 64 * 1024 * 1024  # 3 x 256 MiB: far beyond any cache
@@ -99,7 +96,7 @@ class Triad:
     name = "triad"
 
     def __init__(self):
-        ops = kernel_loader.ops()
+        ops = kernel_loader.benchmark_ops()
         self.a = tf.Variable(tf.zeros([TRIAD_ELEMENTS]))
         b = tf.random.normal([TRIAD_ELEMENTS])
         c = tf.random.normal([TRIAD_ELEMENTS])

@@ -1,6 +1,6 @@
 """One training run of the convergence benchmark, in its own process: train, then measure.
 
-    python benchmarks/convergence_run.py --optimizer=sm3 --learning_rate=0.2 --seed=1 \\
+    python -m benchmarks.convergence_run --optimizer=sm3 --learning_rate=0.2 --seed=1 \\
         --train_steps=300 --output_dir=/tmp/conv/sm3_lr0.2_s1 [--bleu_samples=100]
 
 Trains transformer_small on translate_enfr_wesnoth through the trainer's own `train()` (the code
@@ -9,16 +9,14 @@ behind `sm3-trainer`), checkpointing every `--eval_every` steps, then
   * restores every checkpoint and computes the loss on the validation split (the trainer itself
     only evaluates at the end, on the test split);
   * with `--bleu_samples > 0`, runs `sm3_t2t.evaluation.evaluate()` (test loss, accuracy,
-  beam-search
-    BLEU on that many test sentences).
-Prints one JSON line prefixed with RESULT_PREFIX; `bench_convergence.py` runs many of these.
+    beam-search BLEU on that many test sentences).
+Prints one JSON line prefixed with RESULT_PREFIX; `bench_convergence` runs many of these.
 """
 
 import argparse
 import glob
 import json
 import os
-import re
 import time
 
 RESULT_PREFIX = "CONVERGENCE_RUN_RESULT "
@@ -58,20 +56,11 @@ def read_scalars(event_dir, tag):
     return sorted(points)
 
 
-def checkpoint_steps(output_dir):
-    """{step: checkpoint prefix} of the checkpoints the trainer wrote."""
-    found = {}
-    for index in glob.glob(os.path.join(output_dir, "ckpt-*.index")):
-        prefix = index[: -len(".index")]
-        found[int(re.search(r"ckpt-(\d+)$", prefix).group(1))] = prefix
-    return dict(sorted(found.items()))
-
-
 def validation_losses(run, output_dir):
     """[(step, loss per target token on the validation split)] for every checkpoint."""
     import tensorflow as tf
 
-    from sm3_t2t import metrics, problems
+    from sm3_t2t import metrics, problems, run_dir
 
     dataset = run.problem.dataset(problems.EVAL, run.options.data_dir, run.hparams, repeat=False)
 
@@ -84,7 +73,7 @@ def validation_losses(run, output_dir):
 
     checkpoint = tf.train.Checkpoint(model=run.model)
     losses = []
-    for step, prefix in checkpoint_steps(output_dir).items():
+    for step, prefix in run_dir.checkpoint_steps(output_dir).items():
         checkpoint.restore(prefix).expect_partial()
         total, weight = 0.0, 0.0
         for features in dataset:
@@ -107,7 +96,7 @@ def train_and_measure(args):
     from sm3_tf import memory
 
     if args.adafactor:
-        import adafactor_ablation
+        from benchmarks import adafactor_ablation
 
         adafactor_ablation.patch_factory(args.adafactor)
 
@@ -169,10 +158,10 @@ def train_and_measure(args):
 
 
 def main():
+    from sm3_t2t import optimizers
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--optimizer", required=True, choices=["sm3", "adam", "adagrad", "adafactor"]
-    )
+    parser.add_argument("--optimizer", required=True, choices=optimizers.OPTIMIZERS)
     parser.add_argument("--learning_rate", type=float, required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--train_steps", type=int, default=300)

@@ -1,6 +1,6 @@
 """Decoding settings on a trained run: BLEU by beam, length penalty and length bound.
 
-    python benchmarks/decode_study.py --output_dir=output/demo_enfr_wesnoth \\
+    python -m benchmarks.decode_study --output_dir=output/demo_enfr_wesnoth \\
         [--beams=1,4] [--alphas=0.6,1.0] [--extra_lengths=50,10] [--samples=200]
 
 Restores the run's latest checkpoint (`sm3_t2t.decoder.load_trained`), translates the first
@@ -12,8 +12,6 @@ the share with a word repeated three times in a row (the degenerate "d'un d'un d
 import argparse
 import itertools
 import re
-
-import source_tree  # noqa: F401  (puts the tree on sys.path)
 
 from sm3_t2t import decoder, metrics, problems
 

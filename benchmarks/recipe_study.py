@@ -1,11 +1,11 @@
 """The SM3 recipe study of docs/recipes.md: named training configurations, run and tabulated.
 
-    python benchmarks/recipe_study.py run CONFIG_NAME [CONFIG_NAME ...] [--parallel=2]
-    python benchmarks/recipe_study.py table            # docs/results/recipe_study.{md,json}
-    python benchmarks/recipe_study.py list             # the configurations and their commands
+    python -m benchmarks.recipe_study run CONFIG_NAME [CONFIG_NAME ...] [--parallel=2]
+    python -m benchmarks.recipe_study table            # docs/results/recipe_study.{md,json}
+    python -m benchmarks.recipe_study list             # the configurations and their commands
 
-Each configuration (CONFIGS below) is one `convergence_run.py` process: the trainer's `train()`
-on translate_enfr_wesnoth with an hparams set and overrides, validation loss at every
+Each configuration (CONFIGS below) is one `benchmarks.convergence_run` process: the trainer's
+`train()` on translate_enfr_wesnoth with an hparams set and overrides, validation loss at every
 checkpoint, then test loss and BLEU (beam 4) on `bleu_samples` test sentences. Results are
 appended to output/recipes/results.jsonl (one JSON line per run, with the machine's load
 average at start and end) and progress to output/recipes/progress.log; `table` turns them into
@@ -17,17 +17,15 @@ import argparse
 import datetime
 import json
 import os
-import subprocess
-import sys
+import shutil
 from concurrent import futures
 
-import convergence_run
-import source_tree
+from benchmarks import convergence_run, processes
 
-WORK_DIR = os.path.join(source_tree.ROOT, "output", "recipes")
+WORK_DIR = os.path.join(processes.ROOT, "output", "recipes")
 RESULTS = os.path.join(WORK_DIR, "results.jsonl")
 PROGRESS = os.path.join(WORK_DIR, "progress.log")
-DATA_DIR = os.path.join(source_tree.ROOT, "output", "t2t_data")
+DATA_DIR = os.path.join(processes.ROOT, "output", "t2t_data")
 
 
 def _config(
@@ -115,8 +113,6 @@ config(
 def command(name, cfg, threads):
     output_dir = os.path.join(WORK_DIR, name)
     args = [
-        sys.executable,
-        os.path.join(source_tree.BENCHMARKS_DIR, "convergence_run.py"),
         f"--optimizer={cfg['optimizer']}",
         f"--learning_rate={cfg['learning_rate']}",
         f"--seed={cfg['seed']}",
@@ -150,13 +146,9 @@ def run_one(name, threads):
     cfg = CONFIGS[name]
     args, output_dir = command(name, cfg, threads)
     if os.path.exists(output_dir):
-        import shutil
-
         shutil.rmtree(output_dir)  # a stale run would be resumed, not redone
     log(f"start {name}")
-    done = subprocess.run(
-        args, env=source_tree.subprocess_env(), capture_output=True, text=True, check=False
-    )
+    done = processes.run_module("convergence_run", *args)
     with open(output_dir + ".log", "w", encoding="utf-8") as f:
         f.write(done.stdout + "\n--- stderr ---\n" + done.stderr)
     for line in done.stdout.splitlines():
@@ -175,8 +167,8 @@ def run_one(name, threads):
 
 
 def _display_command(args):
-    shown = ["python", "benchmarks/convergence_run.py"] + [
-        a for a in args[2:] if not a.startswith(("--data_dir", "--output_dir", "--threads"))
+    shown = ["python", "-m", "benchmarks.convergence_run"] + [
+        a for a in args if not a.startswith(("--data_dir", "--output_dir", "--threads"))
     ]
     return " ".join(shown)
 
@@ -242,7 +234,7 @@ def main():
             print(name, _display_command(command(name, cfg, 1)[0]))
         return
     if args.action == "table":
-        import docs_output
+        from benchmarks import docs_output
 
         results = load_results()
         docs_output.publish(

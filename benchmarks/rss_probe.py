@@ -2,10 +2,10 @@
 process.
 
 Peak RSS is a per-process high-water mark, so every (optimizer, batch) measurement needs a fresh
-process: the memory and batch-headroom benchmarks run this file as a subprocess through
+process: the memory and batch-headroom benchmarks run this module as a subprocess through
 `run_probe` and read back the one JSON line it prints.
 
-    python benchmarks/rss_probe.py --optimizer=adam --hparams_set=transformer_big \\
+    python -m benchmarks.rss_probe --optimizer=adam --hparams_set=transformer_big \\
         --vocab=32768 --batch_tokens=2048 --length=64
 
 What the process does: build the Transformer of `--hparams_set` for a `--vocab`-word shared
@@ -17,13 +17,11 @@ forward and backward pass without an optimizer: the model-only baseline.
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
 
-import source_tree
+from benchmarks import processes
 
 RESULT_PREFIX = "RSS_PROBE_RESULT "
 # Results by probe arguments: the memory and headroom parts of one `run_all.py` share probes.
@@ -57,12 +55,10 @@ def _peak_rss_bytes():
 def _sm3_path(optimizer, variable):
     """Which SM3 step implementation ran ('fused' or 'tf_ops'); None for other optimizers."""
     import sm3_tf
-    from sm3_tf import step
 
     if not isinstance(optimizer, sm3_tf.SM3):
         return None
-    implementation = step.select(optimizer.fused, variable, optimizer._config)
-    return "fused" if implementation.__name__.endswith("fused_step") else "tf_ops"
+    return optimizer.step_path(variable).kind
 
 
 def _make_step(model, optimizer, label_smoothing):
@@ -95,30 +91,34 @@ def measure(optimizer_name, hparams_set, vocab, batch_tokens, length, steps, see
     """Runs the probe in this process; returns the result dict (see the module docstring)."""
     rss_start = _rss_bytes()
     import keras
-    import optimizer_variants
     import tensorflow as tf
 
-    from sm3_t2t import decoder, registry
+    from benchmarks import roster
+    from sm3_t2t import model_builder, registry
     from sm3_tf import memory
 
     keras.utils.set_random_seed(seed)
     rss_imported = _rss_bytes()
     hparams = registry.hparams_set(hparams_set)
     model = registry.model("transformer")(hparams, input_vocab_size=vocab, target_vocab_size=vocab)
-    decoder.build_variables(model)
+    model_builder.build_variables(model)
     variables = model.trainable_variables
     rss_model = _rss_bytes()
     optimizer = None
-    if optimizer_name != optimizer_variants.MODEL_ONLY:
-        optimizer = optimizer_variants.make(optimizer_name)
+    if optimizer_name != roster.MODEL_ONLY:
+        optimizer = roster.make(optimizer_name)
         optimizer.build(variables)
     rss_optimizer = _rss_bytes()
 
     sentences = max(1, batch_tokens // length)
 
-    # Ids from 2 up: 0 is padding (it would carry no loss) and 1 is EOS.
+    from sm3_t2t.special_ids import EOS_ID, PAD_ID
+
+    # No PAD (it would carry no loss) and no EOS: ids above both.
     def ids():
-        return tf.random.uniform([sentences, length], 2, vocab, dtype=tf.int64)
+        return tf.random.uniform(
+            [sentences, length], max(PAD_ID, EOS_ID) + 1, vocab, dtype=tf.int64
+        )
 
     features = {"inputs": ids(), "targets": ids()}
     train_step = _make_step(model, optimizer, hparams.label_smoothing)
@@ -168,23 +168,15 @@ def run_probe(
     key = (optimizer, hparams_set, vocab, batch_tokens, length, steps)
     if key in _RESULTS:
         return _RESULTS[key]
-    command = [
-        sys.executable,
-        os.path.abspath(__file__),
+    done = processes.run_module(
+        "rss_probe",
         f"--optimizer={optimizer}",
         f"--hparams_set={hparams_set}",
         f"--vocab={vocab}",
         f"--batch_tokens={batch_tokens}",
         f"--length={length}",
         f"--steps={steps}",
-    ]
-    done = subprocess.run(
-        command,
-        env=source_tree.subprocess_env(),
-        capture_output=True,
-        text=True,
         timeout=timeout,
-        check=False,
     )
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
@@ -203,7 +195,7 @@ def main():
     parser.add_argument(
         "--optimizer",
         required=True,
-        help="a name of benchmarks/optimizer_variants.py, or 'none' (model only)",
+        help="a name of benchmarks/roster.py, or 'none' (model only)",
     )
     parser.add_argument("--hparams_set", default="transformer_big")
     parser.add_argument("--vocab", type=int, default=32768)

@@ -1,19 +1,19 @@
 """Regenerates every benchmark table and figure in docs/ (what `make bench` runs).
 
-    python benchmarks/run_all.py                      # all parts, in the order below
-    python benchmarks/run_all.py --only memory        # one part (repeatable: --only a --only b)
+    python -m benchmarks.run_all                      # all parts, in the order below
+    python -m benchmarks.run_all --only memory        # one part (repeatable: --only a --only b)
 
 Parts (each under 30 minutes on an otherwise idle 2-core machine except convergence, which
 trains 24 runs of 900 steps, about 2 hours; see docs/benchmarks.md for the times measured):
-  memory       bench_memory.py: optimizer state of three models; peak RSS of a
+  memory       bench_memory: optimizer state of three models; peak RSS of a
                transformer_big step per optimizer            -> docs/memory_*.png
-  headroom     bench_batch_headroom.py: largest transformer_big batch within a memory budget
+  headroom     bench_batch_headroom: largest transformer_big batch within a memory budget
                                                               -> docs/batch_headroom.png
-  convergence  bench_convergence.py: transformer_small on Wesnoth en->fr, six optimizers,
+  convergence  bench_convergence: transformer_small on Wesnoth en->fr, six optimizers,
                sweep at the full horizon, then a second seed  -> docs/convergence.png
-  speed        bench_memory_to_speed.py: SM3 at the largest batch within Adam's peak memory,
+  speed        bench_memory_to_speed: SM3 at the largest batch within Adam's peak memory,
                steps to Adam's loss                           -> docs/memory_to_speed.png
-  step         bench_step.py: optimizer step time (the kernels benchmark)
+  step         bench_step: optimizer step time (the kernels benchmark)
 Each part writes docs/results/<part>.md with its command, the machine's load and its tables.
 
 Memory and headroom share their probes when run together (the headroom lines get the memory
@@ -22,48 +22,44 @@ peak memory measured while another part runs would not mean much.
 """
 
 import argparse
-import subprocess
-import sys
 
-import docs_output
-import source_tree
+from benchmarks import docs_output, processes
 
 PARTS = ("memory", "headroom", "convergence", "speed", "step")
 MEMORY_BATCH_TOKENS = 2048  # transformer_big's own batch_size hparam
 
 
 def run_memory():
-    import bench_memory
+    from benchmarks import bench_memory
 
     bench_memory.run(batch_tokens=MEMORY_BATCH_TOKENS)
 
 
 def run_headroom(shared_with_memory):
-    import bench_batch_headroom
+    from benchmarks import bench_batch_headroom
 
     extra = (MEMORY_BATCH_TOKENS,) if shared_with_memory else ()
     bench_batch_headroom.run(budget_batch=1024, extra_batches=extra)
 
 
 def run_convergence():
-    import bench_convergence
+    from benchmarks import bench_convergence
 
     bench_convergence.run(bench_convergence.parse_args([]))
 
 
 def run_speed():
-    import bench_memory_to_speed
+    from benchmarks import bench_memory_to_speed
 
     bench_memory_to_speed.run(bench_memory_to_speed.parse_args([]))
 
 
 def run_step():
-    """bench_step.py in its own process (it sets up TF itself); its table goes to docs/results."""
+    """bench_step in its own process (it sets up TF itself); its table goes to docs/results."""
     stopwatch = docs_output.Stopwatch()
-    command = [sys.executable, f"{source_tree.BENCHMARKS_DIR}/bench_step.py"]
-    done = subprocess.run(
-        command, env=source_tree.subprocess_env(), capture_output=True, text=True, check=True
-    )
+    done = processes.run_module("bench_step")
+    if done.returncode:
+        raise RuntimeError(f"bench_step failed (exit {done.returncode}): {done.stderr[-2000:]}")
     output = "\n".join(
         line
         for line in done.stdout.splitlines()
@@ -71,8 +67,8 @@ def run_step():
     )
     docs_output.publish(
         "step",
-        "Optimizer step speed (bench_step.py)",
-        [("`python benchmarks/bench_step.py` printed:", output)],
+        "Optimizer step speed (bench_step)",
+        [("`python -m benchmarks.bench_step` printed:", output)],
         {"stdout": done.stdout},
         stopwatch,
     )

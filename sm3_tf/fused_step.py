@@ -1,7 +1,8 @@
 """The SM3 step as one fused C++ op per variable: same contract as `tf_step`.
 
 `dense_update` and `sparse_update` take exactly `tf_step`'s arguments and run
-`Sm3ResourceApplyDense` / `Sm3ResourceApplySparse` (kernels/cc) on the variables' resource handles:
+`Sm3>ResourceApplyDense` / `Sm3>ResourceApplySparse` (kernels/cc; Python names
+`sm3_resource_apply_dense` / `_sparse`) on the variables' resource handles:
 one in-place pass over the parameter-sized data, no parameter-sized temporary. `step.select` asks
 `unavailable_reason` first and falls back to `tf_step` when it returns a sentence.
 
@@ -26,15 +27,30 @@ def _handle(variable):
     return handle
 
 
-def _device_type(variable):
-    """The device type of the variable (CPU, GPU, ...); empty when unplaced or not knowable."""
+def resolved_device_type(variable):
+    """The type of the device the variable really lives on ("CPU", "GPU", ...; "" if unknowable).
+
+    An eager variable's `device` is where it was placed. A graph variable's is what was asked for
+    (T2T asks for "gpu:0"): with soft placement, a device type this machine does not have ends on
+    CPU, and an unplaced variable goes where the placer prefers (a GPU when there is one).
+    """
     try:
         device = variable.device
     except (AttributeError, ValueError, RuntimeError):  # distributed wrappers may refuse here
         return ""
-    if not device:
-        return ""
-    return tf.DeviceSpec.from_string(device).device_type or ""
+    requested = (tf.DeviceSpec.from_string(device).device_type or "").upper() if device else ""
+    if requested == "CPU":
+        return requested
+    if requested:
+        return requested if tf.config.list_physical_devices(requested) else "CPU"
+    return "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+
+
+def device_reason(device_type):
+    """Why the kernel cannot update a variable on `device_type` (None for CPU)."""
+    if not device_type or device_type == "CPU":
+        return None
+    return f"the fused kernel runs on CPU only and the variable is on {device_type}"
 
 
 def unavailable_reason(var, config):
@@ -52,10 +68,7 @@ def unavailable_reason(var, config):
         return f"the variable's resource handle is not accessible here ({error})"
     if handle is None:
         return "the variable is not a resource variable"
-    device_type = _device_type(var)
-    if device_type and device_type.upper() != "CPU":
-        return f"the kernels run on CPU only and the variable is on {device_type}"
-    return None
+    return device_reason(resolved_device_type(var))
 
 
 def _float64(value):

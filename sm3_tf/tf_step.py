@@ -172,6 +172,16 @@ def _read(variable, dtype):
     return tf.cast(variable.read_value() if hasattr(variable, "read_value") else variable, dtype)
 
 
+def _has_no_elements(var):
+    """A zero-size variable (T2T makes [0, d] embedding shards) has nothing to update.
+
+    Its covers stay 0, which is also what the exact step computes: a maximum over no entries of
+    non-negative values is 0 (TF's reduce_max would give -inf), and SM3-I adds that maximum. The
+    fused kernels return at once for such variables as well.
+    """
+    return var.shape.num_elements() == 0
+
+
 def dense_update(var, grad, accumulators, momentum_buffer, lr, config):
     """One SM3 step on `var` in place with a dense gradient.
 
@@ -186,6 +196,8 @@ def dense_update(var, grad, accumulators, momentum_buffer, lr, config):
     Returns:
       One op grouping every assignment (graph mode: run it to run the whole step); None eagerly.
     """
+    if _has_no_elements(var):
+        return tf.group()
     dtype = compute_dtype(var.dtype)
     g = tf.cast(grad, dtype)
     nu, new_values = second_moments(g, [_read(a, dtype) for a in accumulators], config)
@@ -261,6 +273,8 @@ def sparse_update(var, grad_values, grad_indices, accumulators, momentum_buffer,
     Arguments as in `dense_update`, with the gradient given as rows `grad_values`
     (shape [k] + var.shape[1:]) at axis-0 `grad_indices` (shape [k]).
     """
+    if _has_no_elements(var):
+        return tf.group()
     dtype = compute_dtype(var.dtype)
     rows, g = sum_duplicate_rows(tf.cast(grad_values, dtype), grad_indices)
     nu, new_values = row_second_moments(g, tf.cast(tf.gather(accumulators[0], rows), dtype), config)

@@ -21,8 +21,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.training import optimizer as tf_optimizer
 
-from sm3_tf import covers, step, step_config, tf_step
-from sm3_tf.sm3 import all_finite
+from sm3_tf import covers, fallbacks, guards, step, step_config, tf_step
 
 NONFINITE_STEPS = "nonfinite_steps"
 
@@ -52,19 +51,22 @@ class SM3Optimizer(tf.compat.v1.train.Optimizer):
     `nonfinite_steps`. `global_step` is still incremented, so schedules keep counting steps taken.
 
     Args:
-      learning_rate: A non-negative float, a scalar tensor or variable, or a zero-argument callable
-        returning one (evaluated each time `apply_gradients` builds the update).
+      learning_rate: A finite non-negative float, a scalar tensor or variable, or a zero-argument
+        callable returning one (evaluated each time `apply_gradients` builds the update).
       momentum: Heavy-ball momentum in [0, 1), a scalar tensor or a zero-argument callable.
         A Python 0 (the default) creates no momentum slot; a tensor or callable always creates one,
         since its value is unknown when the slots are built.
+        A tensor learning rate or momentum is checked when the step runs, on every path: out of
+        range, the step fails with an `InvalidArgumentError` naming the argument; under XLA/TPU,
+        where TensorFlow compiles assertions away, the step changes nothing instead.
       use_locking: Must be False: the step does not take variable locks (the authors' optimizer
         passed False as well). Present so the argument order matches the other v1 optimizers.
       name: Name of the slot variables' scope and of the update ops. Defaults to "SM3".
       beta_2: In (0, 1]. 1.0 (default) keeps running sums/maxima; below 1 the past decays.
-      epsilon: Non-negative, added to nu under the square root. Defaults to 0.
+      epsilon: Finite and non-negative, added to nu under the square root. Defaults to 0.
       variant: "II" (default) or "I".
       momentum_dtype: None (the variable's dtype), "float32", "bfloat16" or "float16".
-      skip_nonfinite: Skip (and count) steps whose gradients hold a NaN or Inf.
+      skip_nonfinite: True or False: skip (and count) steps whose gradients hold a NaN or Inf.
       fused: None uses the fused kernel when it can run, True requires it, False never uses it.
 
     Raises:
@@ -91,17 +93,23 @@ class SM3Optimizer(tf.compat.v1.train.Optimizer):
         _check_scalar_argument("learning_rate", learning_rate)
         _check_scalar_argument("momentum", momentum)
         step_config.check_learning_rate(learning_rate)
+        config = step_config.validate(variant, momentum, beta_2, epsilon, momentum_dtype)
+        skip_nonfinite = step_config.check_skip_nonfinite(skip_nonfinite)
+        fused = step.check_fused(fused)
         super().__init__(use_locking=False, name=name)
-        self._config = step_config.validate(variant, momentum, beta_2, epsilon, momentum_dtype)
+        self._config = config
         self._learning_rate = learning_rate
         self._momentum = momentum
         self._momentum_dtype = momentum_dtype
-        self._skip_nonfinite = bool(skip_nonfinite)
-        self._fused = step.check_fused(fused)
+        self._skip_nonfinite = skip_nonfinite
+        self._fused = fused
+        self._fallbacks = fallbacks.FallbackReport(name)
         # Per-call state, set by apply_gradients / _prepare / _create_slots like the base class does
         # for its own tensors (`_learning_rate_tensor`).
         self._step_config = self._config
         self._all_finite = None
+        self._assertions = []
+        self._hyperparameters_valid = None
         self._nonfinite_counter = None
 
     @property
@@ -129,7 +137,7 @@ class SM3Optimizer(tf.compat.v1.train.Optimizer):
                 "optimizer; use sm3_tf.SM3 (Keras) or tf.compat.v1.tpu.CrossShardOptimizer."
             )
         with tf.name_scope("all_finite"):
-            self._all_finite = all_finite([g for g, _ in grads_and_vars])
+            self._all_finite = guards.all_finite([g for g, _ in grads_and_vars])
         try:
             return super().apply_gradients(
                 grads_and_vars, global_step, name, skip_gradients_aggregation
@@ -193,27 +201,24 @@ class SM3Optimizer(tf.compat.v1.train.Optimizer):
 
     def _prepare(self):
         learning_rate = self._call_if_callable(self._learning_rate)
-        step_config.check_learning_rate(learning_rate)
-        self._learning_rate_tensor = tf.cast(
-            tf.convert_to_tensor(learning_rate, name="learning_rate"), tf.float32
-        )
         momentum = self._call_if_callable(self._momentum)
-        if _is_python_number(self._momentum):
-            self._step_config = self._config
-            return
-        # A tensor/callable momentum has a slot whatever its value: pass it on as a tensor, so the
-        # step uses the buffer even when the value happens to be 0 (buf = p then, as it should).
-        step_config.validate(
-            self._config.variant,
-            momentum,
-            self._config.beta_2,
-            self._config.epsilon,
-            self._momentum_dtype,
-        )
-        self._step_config = dataclasses.replace(
-            self._config,
-            momentum=tf.cast(tf.convert_to_tensor(momentum, name="momentum"), tf.float32),
-        )
+        # Numbers (also those a callable returns) are checked now, tensors when the step runs.
+        step_config.check_learning_rate(learning_rate)
+        self._learning_rate_tensor = _float32(learning_rate, "learning_rate")
+        runtime = {}
+        if not _is_python_number(learning_rate):
+            runtime["learning_rate"] = self._learning_rate_tensor
+        self._step_config = self._config
+        if not _is_python_number(self._momentum):
+            # A tensor/callable momentum has a slot whatever its value: pass it on as a tensor, so
+            # the step uses the buffer even when the value happens to be 0 (buf = p then).
+            momentum_tensor = _float32(momentum, "momentum")
+            if _is_python_number(momentum):
+                step_config.check_momentum(momentum)
+            else:
+                runtime["momentum"] = momentum_tensor
+            self._step_config = dataclasses.replace(self._config, momentum=momentum_tensor)
+        self._assertions, self._hyperparameters_valid = guards.check_hyperparameters(**runtime)
 
     # `handle` is the resource variable itself (`_DenseResourceVariableProcessor` passes it).
     def _resource_apply_dense(self, grad, handle):
@@ -228,6 +233,7 @@ class SM3Optimizer(tf.compat.v1.train.Optimizer):
         return self._resource_apply_sparse_duplicate_indices(grad, handle, indices)
 
     def _finish(self, update_ops, name_scope):
+        self._fallbacks.flush()  # every variable's path is known now: one warning, if any
         if self._all_finite is not None:
             skipped = tf.cast(tf.logical_not(self._all_finite), tf.int64)
             update_ops = list(update_ops) + [
@@ -246,17 +252,31 @@ class SM3Optimizer(tf.compat.v1.train.Optimizer):
             for axis in range(len(covers.accumulator_shapes(var.shape)))
         ]
         buffer = self.get_slot(var, "momentum") if self._config.has_momentum else None
-        update = getattr(step.select(self._fused, var, self._step_config), update_name)
+        implementation = step.select(self._fused, var, self._step_config, self._fallbacks)
+        update = getattr(implementation, update_name)
 
         def run():
-            # The step returns one op grouping all its writes, so a Session runs the whole step.
-            return update(
-                var, *gradient, accumulators, buffer, self._learning_rate_tensor, self._step_config
-            )
+            # The step returns one op grouping all its writes, so a Session runs the whole step;
+            # none of it runs when a run-time check of the learning rate or momentum fails.
+            with tf.control_dependencies(self._assertions):
+                return update(
+                    var,
+                    *gradient,
+                    accumulators,
+                    buffer,
+                    self._learning_rate_tensor,
+                    self._step_config,
+                )
 
-        if self._all_finite is None:
+        flags = (self._all_finite, self._hyperparameters_valid)
+        flags = [flag for flag in flags if flag is not None]
+        if not flags:
             return run()
-        return tf.cond(self._all_finite, run, tf.no_op)
+        return tf.cond(tf.reduce_all(tf.stack(flags)), run, tf.no_op)
+
+
+def _float32(value, name):
+    return tf.cast(tf.convert_to_tensor(value, name=name), tf.float32)
 
 
 def _is_python_number(value):

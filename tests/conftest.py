@@ -1,13 +1,13 @@
-"""Test-wide set-up: the numpy reference is importable, and the process has 2 logical CPUs.
+"""Test-wide set-up: the process has 2 logical CPUs.
 
-Two logical CPU devices let MirroredStrategy tests run on one machine; they must be configured
+The helpers here (`sm3_reference`, ...) are importable through pyproject.toml's pytest
+`pythonpath`, and `sm3_tf`/`sm3_t2t` through the editable install (`make setup`). Two logical CPU
+devices let MirroredStrategy tests run on one machine; they must be configured
 before TensorFlow initialises its devices, hence here, before any test module runs.
 """
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf

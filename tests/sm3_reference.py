@@ -41,8 +41,10 @@ def _broadcast(vector, axis, rank):
 
 
 def _max_over_all_axes_but(x, axis):
+    """The cover's maximum; over no entries (a zero-size parameter) it is 0, the least value a
+    sum of squares can take, so an empty axis never changes a cover."""
     other_axes = tuple(a for a in range(x.ndim) if a != axis)
-    return np.max(x, axis=other_axes) if other_axes else x
+    return np.max(x, axis=other_axes, initial=0.0) if other_axes else x
 
 
 def _round_to(x, dtype):
@@ -162,9 +164,10 @@ class SM3Reference:
             squared = g * g
             if self.variant == "II":
                 nu = self.beta_2 * acc_rows.reshape(row_shape) + self._new_weight * squared
-                new_rows = nu.max(axis=other_axes)
+                new_rows = nu.max(axis=other_axes, initial=0.0)
             else:
-                new_rows = self.beta_2 * acc_rows + self._new_weight * squared.max(axis=other_axes)
+                row_maxima = squared.max(axis=other_axes, initial=0.0)
+                new_rows = self.beta_2 * acc_rows + self._new_weight * row_maxima
                 nu = new_rows.reshape(row_shape) * np.ones_like(g)
         self.accumulators[0][rows] = new_rows
         buffer_rows = self.buffer[rows] if self.momentum else None

@@ -6,11 +6,13 @@ for training with the SM3 optimizer on TensorFlow 2, where tensor2tensor no long
     problem.generate_data(data_dir)          # embedded corpus, nothing to download
     hparams = sm3_t2t.hparams.basic_params1()
     batches = problem.dataset(sm3_t2t.problems.TRAIN, data_dir, hparams)
+
+Importing the package registers the built-in problems, models and hparams sets. Your own register
+the same way from a package given to `--t2t_usr_dir` (`sm3_t2t.usr_dir`); a model implements
+`sm3_t2t.model_protocol.Model`.
 """
 
-# ---- Modules that register models and hparams sets --------------------------------------
-# Importing sm3_t2t registers everything; add each registering module here (no try/except:
-# a broken module should fail loudly). The lead adds e.g. `from sm3_t2t import transformer`.
+# Modules that register problems, models and hparams sets; a broken one fails the import loudly.
 from sm3_t2t import (
     hparams,
     problems,
@@ -18,7 +20,5 @@ from sm3_t2t import (
     transformer,  # registers the model `transformer`
     transformer_hparams,  # registers transformer_tiny/small/base/big
 )
-
-# (end of registering modules) ---------------------------------------------------------------
 
 __all__ = ["hparams", "problems", "registry", "transformer", "transformer_hparams"]

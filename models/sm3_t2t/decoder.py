@@ -8,47 +8,33 @@ the checkpoints:
 
     sm3-decoder --output_dir=$OUT --beam_size=4 --alpha=0.6 < source.txt
 
+A run trained with `--t2t_usr_dir` records it, and the decoder imports it again
+(or the `--t2t_usr_dir` given here) before it looks up the run's problem and model.
 The Python helpers here (`load_trained`, `translate_texts`) are also what
 the trainer uses for its BLEU evaluation.
 """
 
 import dataclasses
-import json
-import os
 import sys
 import weakref
 
 import tensorflow as tf
 from absl import app, flags
 
-from sm3_t2t import hparams as hparams_lib
-
 # Imported for their registrations: the "transformer" model and its hparams.
 from sm3_t2t import (
-    problems,
+    command_line,
+    model_builder,
     registry,
+    run_dir,
     transformer,  # noqa: F401
     transformer_hparams,  # noqa: F401
+    usr_dir,
 )
+from sm3_t2t.atomic_write import write_atomically
+from sm3_t2t.special_ids import EOS_ID, PAD_ID
 
-RUN_INFO_FILE = "run_info.json"
-HPARAMS_FILE = "hparams.json"
-
-
-def build_model(model_name, hparams, encoders):
-    """Instantiates registered model `model_name` for the problem's vocabularies."""
-    model_class = registry.model(model_name)
-    return model_class(
-        hparams,
-        input_vocab_size=encoders["inputs"].vocab_size,
-        target_vocab_size=encoders["targets"].vocab_size,
-    )
-
-
-def build_variables(model):
-    """Creates the model's variables by calling it on a one-token batch."""
-    one_token = tf.ones([1, 1], tf.int64)
-    model({"inputs": one_token, "targets": one_token}, training=False)
+PROGRAM = "sm3-decoder"
 
 
 @dataclasses.dataclass
@@ -63,27 +49,7 @@ class TrainedModel:
     run_info: dict
 
 
-def read_run_info(output_dir):
-    """Returns (run_info dict, HParams) saved by the trainer in `output_dir`.
-
-    Raises:
-      FileNotFoundError: naming the missing file, if `output_dir` was not
-        written by sm3-trainer.
-    """
-    paths = [os.path.join(output_dir, name) for name in (RUN_INFO_FILE, HPARAMS_FILE)]
-    for path in paths:
-        if not os.path.exists(path):
-            raise FileNotFoundError(
-                f"{path} not found: --output_dir must be a directory written by sm3-trainer"
-            )
-    with open(paths[0], encoding="utf-8") as f:
-        run_info = json.load(f)
-    with open(paths[1], encoding="utf-8") as f:
-        hparams = hparams_lib.HParams.from_json(f.read())
-    return run_info, hparams
-
-
-def load_trained(output_dir, data_dir=None, checkpoint_path=None):
+def load_trained(output_dir, data_dir=None, checkpoint_path=None, t2t_usr_dir=None):
     """Restores the latest (or the given) checkpoint of a trainer run.
 
     Args:
@@ -91,16 +57,21 @@ def load_trained(output_dir, data_dir=None, checkpoint_path=None):
       data_dir: where the problem's vocabulary lives; defaults to the
         trainer's `--data_dir` recorded in `run_info.json`.
       checkpoint_path: a specific checkpoint prefix; default the latest.
+      t2t_usr_dir: the package registering the run's problem or model;
+        defaults to the trainer's `--t2t_usr_dir` recorded in `run_info.json`.
 
     Raises:
-      FileNotFoundError: if there is no run or no checkpoint.
+      FileNotFoundError: if there is no run, no checkpoint or no usr dir.
+      ValueError: the run's problem or model is not registered (naming it).
     """
-    run_info, hparams = read_run_info(output_dir)
+    run_info, hparams = run_dir.read_run_info(output_dir)
+    usr_dir.import_usr_dir(t2t_usr_dir or run_info.get("t2t_usr_dir", ""))
     data_dir = data_dir or run_info["data_dir"]
-    problem = registry.problem(run_info["problem"])
+    problem = command_line.look_up("problem", run_info["problem"], registry.problem)
+    command_line.look_up("model", run_info["model"], registry.model)
     encoders = problem.feature_encoders(data_dir)
-    model = build_model(run_info["model"], hparams, encoders)
-    build_variables(model)
+    model = model_builder.build_model(run_info["model"], hparams, encoders)
+    model_builder.build_variables(model)
     checkpoint_path = checkpoint_path or tf.train.latest_checkpoint(output_dir)
     if not checkpoint_path:
         raise FileNotFoundError(f"no checkpoint in --output_dir={output_dir}")
@@ -113,9 +84,9 @@ def load_trained(output_dir, data_dir=None, checkpoint_path=None):
 
 def _strip_after_eos(ids):
     ids = list(ids)
-    if problems.EOS_ID in ids:
-        ids = ids[: ids.index(problems.EOS_ID)]
-    return [i for i in ids if i != problems.PAD_ID]
+    if EOS_ID in ids:
+        ids = ids[: ids.index(EOS_ID)]
+    return [i for i in ids if i != PAD_ID]
 
 
 # model -> {(beam_size, alpha, extra_length): tf.function}; traced once and
@@ -135,7 +106,7 @@ def _translate_function(model, beam_size, alpha, extra_length):
                 beam_size=beam_size,
                 alpha=alpha,
                 extra_length=extra_length,
-                eos_id=problems.EOS_ID,
+                eos_id=EOS_ID,
             )
 
         functions[key] = translate_batch
@@ -152,14 +123,14 @@ def translate_texts(model, encoders, texts, beam_size=4, alpha=0.6, extra_length
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    encoded = [encoders["inputs"].encode(text) + [problems.EOS_ID] for text in texts]
+    encoded = [encoders["inputs"].encode(text) + [EOS_ID] for text in texts]
     translate_batch = _translate_function(model, beam_size, alpha, extra_length)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     results = [None] * len(encoded)
     for start in range(0, len(order), batch_size):
         batch_ids = order[start : start + batch_size]
         width = max(len(encoded[i]) for i in batch_ids)
-        padded = [encoded[i] + [problems.PAD_ID] * (width - len(encoded[i])) for i in batch_ids]
+        padded = [encoded[i] + [PAD_ID] * (width - len(encoded[i])) for i in batch_ids]
         output_ids, _ = translate_batch(tf.constant(padded, tf.int64))
         for i, ids in zip(batch_ids, output_ids.numpy().tolist()):
             results[i] = encoders["targets"].decode(_strip_after_eos(ids))
@@ -176,6 +147,12 @@ def define_flags(flag_values=flags.FLAGS):
     )
     flags.DEFINE_string(
         "checkpoint_path", None, "Checkpoint to use; default: the latest.", flag_values=flag_values
+    )
+    flags.DEFINE_string(
+        "t2t_usr_dir",
+        None,
+        "Package directory registering the run's problem or model; default: the trainer's.",
+        flag_values=flag_values,
     )
     flags.DEFINE_string(
         "decode_from_file",
@@ -203,19 +180,6 @@ def define_flags(flag_values=flags.FLAGS):
     flags.mark_flag_as_required("output_dir", flag_values=flag_values)
 
 
-def write_text_atomically(path, text):
-    """Writes `text` to `path` via a temporary file and a rename.
-
-    A crash or kill leaves either the old file or the complete new one.
-    """
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    with open(tmp_path, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp_path, path)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -225,9 +189,15 @@ def main(argv):
             lines = f.read().splitlines()
     else:
         lines = sys.stdin.read().splitlines()
-    trained = load_trained(
-        flag_values.output_dir, flag_values.data_dir, flag_values.checkpoint_path
-    )
+    try:
+        trained = load_trained(
+            flag_values.output_dir,
+            flag_values.data_dir,
+            flag_values.checkpoint_path,
+            flag_values.t2t_usr_dir,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        command_line.exit_with_usage_error(PROGRAM, error)
     print(
         f"sm3-decoder: {trained.run_info['model']} on "
         f"{trained.run_info['problem']}, step {trained.step}",
@@ -244,7 +214,7 @@ def main(argv):
     )
     text = "".join(t + "\n" for t in translations)
     if flag_values.decode_to_file:
-        write_text_atomically(flag_values.decode_to_file, text)
+        write_atomically(flag_values.decode_to_file, text)
     else:
         sys.stdout.write(text)
 
@@ -252,6 +222,7 @@ def main(argv):
 def run():
     """Console-script entry point `sm3-decoder`."""
     define_flags()
+    command_line.list_flags_in_help(["sm3_t2t.decoder"], __doc__)
     app.run(main)
 
 

@@ -11,6 +11,7 @@ import os
 import tensorflow as tf
 
 from sm3_t2t import decoder, metrics, problems, strategies, summaries
+from sm3_t2t.atomic_write import write_atomically
 from sm3_tf import memory as optimizer_memory
 
 
@@ -81,7 +82,7 @@ def evaluate(run):
             for name in ("loss", "accuracy", "bleu"):
                 summaries.write_scalar(name, results[name], run.step)
         writer.flush()
-        decoder.write_text_atomically(
+        write_atomically(
             os.path.join(options.output_dir, "eval_results.json"),
             json.dumps(results, indent=2, sort_keys=True) + "\n",
         )

@@ -253,7 +253,7 @@ def basic_params1():
     inputs/targets, padding included); `max_length` drops longer training examples (0: no
     limit); `min_length_bucket` and `length_bucket_step` shape the length buckets;
     `fixed_shapes=True` makes every batch `[batch_size // max_length, max_length]` (XLA/TPU).
-    Optimizer fields are read by `sm3_tf.factory`, never here.
+    Optimizer fields are read by `sm3_t2t.optimizers`, never here.
     """
     return HParams(
         batch_size=4096,

@@ -1,7 +1,7 @@
 """Training and evaluation metrics: label-smoothed loss, accuracy, BLEU.
 
 The loss and accuracy follow T2T's `padded_cross_entropy` and
-`padded_accuracy`: positions whose label is the padding id 0 carry no weight,
+`padded_accuracy`: positions whose label is PAD_ID carry no weight,
 and functions return `(sum, weight)` pairs so that callers can add them up
 across batches and replicas before dividing. BLEU is sacrebleu's corpus BLEU
 on detokenized text, the number papers report.
@@ -10,7 +10,7 @@ on detokenized text, the number papers report.
 import sacrebleu
 import tensorflow as tf
 
-PAD_ID = 0
+from sm3_t2t.special_ids import PAD_ID
 
 
 def _padding_weights(labels):

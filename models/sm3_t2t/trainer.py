@@ -6,7 +6,7 @@
 
 The trainer generates the problem's data when missing, trains with a
 progress bar, writes TensorBoard summaries (`$OUT/train`, `$OUT/eval`) and
-checkpoints (`$OUT/ckpt-N`), then evaluates loss, token accuracy and BLEU
+checkpoints (`$OUT/model.ckpt-N`), then evaluates loss, token accuracy and BLEU
 (beam search, sacrebleu) on the test split and prints `BLEU = x`, a few
 sample translations and the optimizer's memory next to Adam's.
 
@@ -18,10 +18,13 @@ any moment loses at most the steps since the last checkpoint.
 `--strategy` picks the distribution: `default`, `mirrored` (local devices;
 `--cpu_replicas=N` splits the CPU into N devices), `multi_worker`
 (TF_CONFIG) or `tpu` (`--tpu=NAME`; fixed shapes and XLA).
+
+`--t2t_usr_dir=DIR` imports your own package first, so that `--problem`, `--model` and
+`--hparams_set` can name what it registers (see `sm3_t2t.model_protocol` for what a model needs).
+A mistyped name fails at once, before anything is written, with the registry's close matches.
 """
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -32,65 +35,27 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from sm3_t2t import decoder, evaluation, metrics, problems, registry, strategies, summaries
-from sm3_tf import factory as optimizer_factory
+from sm3_t2t import (
+    command_line,
+    evaluation,
+    metrics,
+    model_builder,
+    optimizers,
+    problems,
+    registry,
+    run_dir,
+    strategies,
+    summaries,
+    usr_dir,
+)
+from sm3_t2t.trainer_options import (  # noqa: F401  (SCHEDULES: part of the trainer's API)
+    SCHEDULES,
+    TrainerOptions,
+    define_flags,
+    options_from_flags,
+)
 
-SCHEDULES = ("train_and_evaluate", "train", "evaluate")
-
-
-@dataclasses.dataclass
-class TrainerOptions:
-    """Everything a training run is configured by; mirrors the CLI flags."""
-
-    problem: str
-    hparams_set: str
-    data_dir: str
-    output_dir: str
-    model: str = "transformer"
-    hparams: str = ""
-    tmp_dir: str = "/tmp/t2t_datagen"
-    train_steps: int = 1000
-    eval_steps: int = 0
-    save_checkpoints_steps: int = 500
-    keep_checkpoint_max: int = 3
-    iterations_per_loop: int = 10
-    log_step_count_steps: int = 50
-    schedule: str = "train_and_evaluate"
-    strategy: str = "default"
-    tpu: str = ""
-    xla: bool = False
-    eval_bleu_samples: int = 200
-    eval_beam_size: int = 4
-    eval_alpha: float = 0.6
-    num_samples_to_print: int = 3
-
-    def validate(self):
-        """Raises ValueError naming the first bad option."""
-        for name in ("problem", "hparams_set", "data_dir", "output_dir"):
-            if not getattr(self, name):
-                raise ValueError(f"--{name} is required")
-        for name in ("train_steps", "eval_steps", "eval_bleu_samples", "num_samples_to_print"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
-        for name in (
-            "save_checkpoints_steps",
-            "keep_checkpoint_max",
-            "iterations_per_loop",
-            "log_step_count_steps",
-            "eval_beam_size",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"--schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.strategy not in strategies.STRATEGIES:
-            raise ValueError(
-                f"--strategy must be one of {strategies.STRATEGIES}, got {self.strategy!r}"
-            )
-        if self.xla and self.strategy in ("mirrored", "multi_worker"):
-            # XLA-compiled steps under MirroredStrategy fail in TF 2.21
-            # (even for Keras' own Adam); TPUs compile by themselves.
-            raise ValueError(f"--xla is not supported with --strategy={self.strategy}")
+PROGRAM = "sm3-trainer"
 
 
 @dataclasses.dataclass
@@ -115,13 +80,7 @@ def resolve_hparams(options, use_xla=False):
     Raises:
       ValueError: for an unknown set, key or value (naming it).
     """
-    try:
-        hparams = registry.hparams_set(options.hparams_set)
-    except KeyError:
-        raise ValueError(
-            f"--hparams_set={options.hparams_set!r} is not registered; "
-            f"known: {', '.join(registry.list_hparams())}"
-        ) from None
+    hparams = command_line.look_up("hparams_set", options.hparams_set, registry.hparams_set)
     try:
         hparams.parse(options.hparams)
     except ValueError as error:
@@ -132,11 +91,26 @@ def resolve_hparams(options, use_xla=False):
     return hparams
 
 
+def check_names(options):
+    """Imports `--t2t_usr_dir`, then looks up the problem, model and hparams set.
+
+    Returns (problem, resolved hparams). Nothing is written, so a typo costs nothing.
+
+    Raises:
+      ValueError: an unknown name (with the registry's close matches) or a bad `--hparams`.
+      FileNotFoundError: `--t2t_usr_dir` is not a directory.
+    """
+    usr_dir.import_usr_dir(options.t2t_usr_dir)
+    problem = command_line.look_up("problem", options.problem, registry.problem)
+    command_line.look_up("model", options.model, registry.model)
+    return problem, resolve_hparams(options)
+
+
 def _check_same_run(output_dir, options, hparams):
     """Refuses to resume a different problem/model; reports hparams changes."""
-    if not os.path.exists(os.path.join(output_dir, decoder.RUN_INFO_FILE)):
+    if not run_dir.has_run_info(output_dir):
         return
-    run_info, saved = decoder.read_run_info(output_dir)
+    run_info, saved = run_dir.read_run_info(output_dir)
     for key in ("problem", "model"):
         if run_info[key] != getattr(options, key):
             raise ValueError(
@@ -154,18 +128,15 @@ def _check_same_run(output_dir, options, hparams):
 
 
 def _save_run_info(output_dir, options, hparams):
-    os.makedirs(output_dir, exist_ok=True)
     run_info = {
         "problem": options.problem,
         "model": options.model,
         "hparams_set": options.hparams_set,
-        "data_dir": os.path.abspath(options.data_dir),
+        "data_dir": run_dir.absolute(options.data_dir),
+        # The decoder imports it again to find a model or problem registered there.
+        "t2t_usr_dir": usr_dir.absolute_path(options.t2t_usr_dir),
     }
-    decoder.write_text_atomically(
-        os.path.join(output_dir, decoder.RUN_INFO_FILE),
-        json.dumps(run_info, indent=2, sort_keys=True) + "\n",
-    )
-    decoder.write_text_atomically(os.path.join(output_dir, decoder.HPARAMS_FILE), hparams.to_json())
+    run_dir.write_run_info(output_dir, run_info, hparams)
 
 
 def _restore(checkpoint, output_dir, own_dir):
@@ -226,9 +197,9 @@ def _build_model_and_optimizer(options, hparams, encoders, strategy):
     that nothing was left out.
     """
     with strategy.scope():
-        model = decoder.build_model(options.model, hparams, encoders)
-        decoder.build_variables(model)
-        optimizer = optimizer_factory.make_optimizer(hparams, total_steps=options.train_steps)
+        model = model_builder.build_model(options.model, hparams, encoders)
+        model_builder.build_variables(model)
+        optimizer = optimizers.make_optimizer(hparams, total_steps=options.train_steps)
         optimizer.build(model.trainable_variables)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     return model, optimizer, step_var
@@ -299,10 +270,7 @@ def _train_steps(run, manager, step_var, writer):
             last_log_time, last_log_step = now, step
         if step % options.save_checkpoints_steps == 0 or last:
             step_var.assign(step)
-            # CheckpointManager writes to temporary files, renames them into
-            # place and only then updates its state file: a kill at any
-            # moment leaves the previous checkpoints intact and listed.
-            manager.save(checkpoint_number=step)
+            manager.save(checkpoint_number=step)  # run_dir.checkpoint_manager: kill-safe
     writer.flush()
 
 
@@ -314,22 +282,17 @@ def train(options, strategy=None):
       strategy: a ready strategy; default: made from `options.strategy`.
 
     Raises:
-      ValueError: for bad options (naming the flag).
-      FileNotFoundError: `schedule="evaluate"` without a checkpoint.
+      ValueError: for bad options (naming the flag), including unknown names.
+      FileNotFoundError: `schedule="evaluate"` without a checkpoint, or a missing
+        `--t2t_usr_dir`.
       FloatingPointError: if the training loss stops being finite.
     """
     options.validate()
+    problem, _ = check_names(options)
     strategy = strategy or strategies.make_strategy(options.strategy, options.tpu)
     hparams = resolve_hparams(options, strategies.needs_xla(strategy))
     chief = strategies.is_chief(strategy)
     own_dir = strategies.worker_output_dir(options.output_dir, strategy)
-    try:
-        problem = registry.problem(options.problem)
-    except KeyError:
-        raise ValueError(
-            f"--problem={options.problem!r} is not registered; known: "
-            f"{', '.join(registry.list_problems())}"
-        ) from None
     if chief:
         _check_same_run(options.output_dir, options, hparams)
         _save_run_info(options.output_dir, options, hparams)
@@ -339,9 +302,7 @@ def train(options, strategy=None):
 
     model, optimizer, step_var = _build_model_and_optimizer(options, hparams, encoders, strategy)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var)
-    manager = tf.train.CheckpointManager(
-        checkpoint, own_dir, max_to_keep=options.keep_checkpoint_max
-    )
+    manager = run_dir.checkpoint_manager(checkpoint, own_dir, options.keep_checkpoint_max)
     restored = _restore(checkpoint, options.output_dir, own_dir)
     run = TrainingRun(
         options, strategy, hparams, problem, encoders, model, optimizer, int(step_var.numpy())
@@ -379,106 +340,6 @@ def train(options, strategy=None):
     return run
 
 
-def define_flags(flag_values=flags.FLAGS):
-    """Defines the trainer's flags, named as t2t-trainer's where they exist."""
-    defaults = TrainerOptions(problem="", hparams_set="", data_dir="", output_dir="")
-    f = flag_values
-    flags.DEFINE_string("problem", None, "Registered problem name.", flag_values=f)
-    flags.DEFINE_string("model", defaults.model, "Registered model name.", flag_values=f)
-    flags.DEFINE_string("hparams_set", None, "Registered hparams set.", flag_values=f)
-    flags.DEFINE_string(
-        "hparams", "", "Overrides, e.g. 'learning_rate=0.2,num_heads=8'.", flag_values=f
-    )
-    flags.DEFINE_string("data_dir", None, "Where the problem's data lives.", flag_values=f)
-    flags.DEFINE_string(
-        "tmp_dir", defaults.tmp_dir, "Scratch space for data generation.", flag_values=f
-    )
-    flags.DEFINE_string("output_dir", None, "Checkpoints, summaries and run info.", flag_values=f)
-    flags.DEFINE_integer(
-        "train_steps", defaults.train_steps, "Total number of training steps.", flag_values=f
-    )
-    flags.DEFINE_integer(
-        "eval_steps",
-        defaults.eval_steps,
-        "Test batches for loss/accuracy; 0 means all.",
-        flag_values=f,
-    )
-    flags.DEFINE_integer(
-        "save_checkpoints_steps",
-        defaults.save_checkpoints_steps,
-        "Save a checkpoint every this many steps.",
-        flag_values=f,
-    )
-    flags.DEFINE_integer(
-        "keep_checkpoint_max",
-        defaults.keep_checkpoint_max,
-        "How many recent checkpoints to keep.",
-        flag_values=f,
-    )
-    flags.DEFINE_integer(
-        "iterations_per_loop",
-        defaults.iterations_per_loop,
-        "Steps per call into the compiled training loop.",
-        flag_values=f,
-    )
-    flags.DEFINE_integer(
-        "log_step_count_steps",
-        defaults.log_step_count_steps,
-        "Write training summaries every this many steps.",
-        flag_values=f,
-    )
-    flags.DEFINE_enum("schedule", defaults.schedule, SCHEDULES, "What to run.", flag_values=f)
-    flags.DEFINE_enum(
-        "strategy",
-        defaults.strategy,
-        strategies.STRATEGIES,
-        "Distribution strategy.",
-        flag_values=f,
-    )
-    flags.DEFINE_string("tpu", defaults.tpu, "TPU name for --strategy=tpu.", flag_values=f)
-    flags.DEFINE_bool(
-        "xla", defaults.xla, "Compile training steps with XLA (fixed shapes).", flag_values=f
-    )
-    flags.DEFINE_integer(
-        "cpu_replicas",
-        1,
-        "Split the CPU into this many devices (for --strategy=mirrored without GPUs).",
-        flag_values=f,
-    )
-    flags.DEFINE_integer(
-        "eval_bleu_samples",
-        defaults.eval_bleu_samples,
-        "Test sentences translated for BLEU; 0 means all.",
-        flag_values=f,
-    )
-    flags.DEFINE_integer(
-        "eval_beam_size",
-        defaults.eval_beam_size,
-        "Beam size for the BLEU evaluation.",
-        flag_values=f,
-    )
-    flags.DEFINE_float(
-        "eval_alpha",
-        defaults.eval_alpha,
-        "Length penalty exponent for the BLEU evaluation.",
-        flag_values=f,
-    )
-    flags.DEFINE_integer(
-        "num_samples_to_print",
-        defaults.num_samples_to_print,
-        "Sample translations printed after BLEU.",
-        flag_values=f,
-    )
-    for name in ("problem", "hparams_set", "data_dir", "output_dir"):
-        flags.mark_flag_as_required(name, flag_values=f)
-
-
-def options_from_flags(flag_values=flags.FLAGS):
-    """A `TrainerOptions` from parsed flags."""
-    fields = {field.name for field in dataclasses.fields(TrainerOptions)}
-    return TrainerOptions(**{name: flag_values[name].value for name in fields})
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -486,9 +347,9 @@ def main(argv):
     options = options_from_flags()
     try:
         options.validate()
-        resolve_hparams(options)  # bad --hparams fail here, before any work
-    except ValueError as error:
-        raise app.UsageError(str(error)) from None
+        check_names(options)  # unknown names and bad --hparams fail here, before any work
+    except (ValueError, FileNotFoundError) as error:
+        command_line.exit_with_usage_error(PROGRAM, error)
     run = train(options)
     if options.schedule != "train":
         evaluation.evaluate(run)
@@ -499,6 +360,7 @@ def main(argv):
 def run():
     """Console-script entry point `sm3-trainer`."""
     define_flags()
+    command_line.list_flags_in_help(["sm3_t2t.trainer_options"], __doc__)
     app.run(main)
 
 

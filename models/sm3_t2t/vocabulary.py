@@ -1,6 +1,6 @@
 """Text <-> token id encoders shared by problems, the trainer and the decoder.
 
-Every encoder reserves id 0 for padding and id 1 for end-of-sequence, as T2T does, and offers
+Every encoder reserves PAD_ID and EOS_ID (`sm3_t2t.special_ids`), as T2T does, and offers
 `encode(text) -> list[int]` (no EOS), `decode(ids) -> str` (stops at the first EOS, skips
 PAD), `vocab_size` and `model_path` (the sentencepiece model file, None for built-in ones).
 """
@@ -11,8 +11,9 @@ import os
 
 import sentencepiece
 
-PAD_ID = 0
-EOS_ID = 1
+from sm3_t2t.atomic_write import write_atomically
+from sm3_t2t.special_ids import EOS_ID, PAD_ID
+
 UNK_ID = 2  # sentencepiece only; byte fallback makes it practically unused
 
 
@@ -150,10 +151,7 @@ def train_sentencepiece(texts, model_path, vocab_size, max_sentences=1_000_000, 
         if source.error is not None:
             raise source.error from None  # e.g. a malformed data line, not a sentencepiece bug
         raise
-    temporary = model_path + ".tmp"
-    with open(temporary, "wb") as model_file:
-        model_file.write(model.getvalue())
-    os.replace(temporary, model_path)
+    write_atomically(model_path, model.getvalue())
     return SentencePieceEncoder(model_path)
 
 

@@ -1,17 +1,11 @@
-"""benchmarks/adafactor_ablation.py: Keras's Adafactor with features switched off."""
-
-import os
-import sys
+"""benchmarks.adafactor_ablation: Keras's Adafactor with features switched off."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-sys.path.insert(
-    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks")
-)
-import adafactor_ablation
+from benchmarks import adafactor_ablation
 
 SHAPES = [(6, 5), (7,), (3, 4, 5)]
 
@@ -58,3 +52,19 @@ def test_summed_accumulation_is_adagrad_like():
 def test_unknown_ablation_is_an_error_naming_it():
     with pytest.raises(ValueError, match="no_such"):
         adafactor_ablation.make("no_such", 0.03)
+
+
+def test_patch_factory_makes_the_trainer_build_the_ablation(monkeypatch):
+    from sm3_t2t import hparams as hparams_lib
+    from sm3_t2t import optimizers
+
+    # Restored after the test: the patch replaces a module attribute.
+    monkeypatch.setattr(optimizers, "make_optimizer", optimizers.make_optimizer)
+    adafactor_ablation.patch_factory("no_clip")
+    hparams = hparams_lib.HParams(optimizer="adafactor", learning_rate=0.03)
+    built = optimizers.make_optimizer(hparams, total_steps=10)
+    assert isinstance(built, adafactor_ablation.AblatedAdafactor)
+    assert built.clip_threshold == float("inf")
+    # Every other optimizer is built as before.
+    hparams = hparams_lib.HParams(optimizer="adam", learning_rate=0.03)
+    assert type(optimizers.make_optimizer(hparams)) is keras.optimizers.Adam

@@ -1,22 +1,17 @@
 """Runs seeded fused-kernel steps with a given intra-op thread count and saves the results.
 
 Used by test_kernel_threads_and_replicas.py: the thread pool size is fixed when TensorFlow starts,
-so each count needs its own process.
-
-    python kernel_thread_worker.py THREADS OUT.npz
+so each count needs its own process. `start(threads, out)` starts one with multiprocessing's
+"spawn", which gives the new interpreter the test process's import path.
 """
 
-import os
-import sys
+import multiprocessing
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.dirname(HERE), os.path.dirname(os.path.dirname(HERE))]
+import kernel_test_support as support
+import numpy as np
+import tensorflow as tf
 
-import kernel_test_support as support  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from sm3_tf import fused_step  # noqa: E402
+from sm3_tf import fused_step
 
 # Big enough for several tiles at any thread count; one needs column blocks, one is diagonal.
 DENSE_CASES = {
@@ -68,12 +63,15 @@ def _save(results, name, state):
         results[f"{name}/cover_{axis}"] = cover.numpy()
 
 
-def main():
-    threads, out = int(sys.argv[1]), sys.argv[2]
+def run(threads, out):
+    """In the new process: fixes the thread pools, runs every case, saves them to `out` (.npz)."""
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     np.savez(out, **run_all())
 
 
-if __name__ == "__main__":
-    main()
+def start(threads, out):
+    """`run(threads, out)` in a fresh interpreter; returns the started Process."""
+    process = multiprocessing.get_context("spawn").Process(target=run, args=(threads, out))
+    process.start()
+    return process

@@ -6,10 +6,6 @@ with the reference). MirroredStrategy hands update_step one replica's variable a
 replica's copy must match the reference for the all-reduced gradient.
 """
 
-import os
-import subprocess
-import sys
-
 import kernel_test_support as support
 import kernel_thread_worker as worker
 import numpy as np
@@ -17,8 +13,6 @@ import pytest
 import tensorflow as tf
 
 import sm3_tf
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -45,25 +39,14 @@ def _expected_results():
 
 
 def test_one_thread_and_many_threads_agree_exactly(tmp_path):
-    runs = {}
-    processes = []
-    for threads in (1, 7):
-        out = tmp_path / f"threads_{threads}.npz"
-        runs[threads] = out
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    os.path.join(HERE, "kernel_thread_worker.py"),
-                    str(threads),
-                    str(out),
-                ],
-                stderr=subprocess.PIPE,
-            )
-        )
-    for process in processes:
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr.decode()[-3000:]
+    runs = {threads: str(tmp_path / f"threads_{threads}.npz") for threads in (1, 7)}
+    processes = {threads: worker.start(threads, out) for threads, out in runs.items()}
+    for threads, process in processes.items():
+        process.join(timeout=180)
+        if process.is_alive():
+            process.kill()
+        # A failing worker's traceback is on this test's captured stderr.
+        assert process.exitcode == 0, f"{threads}-thread worker exited with {process.exitcode}"
     one, many = (np.load(runs[t]) for t in (1, 7))
     for name, (weights, covers) in _expected_results().items():
         np.testing.assert_array_equal(one[name], many[name], err_msg=name)

@@ -1,14 +1,8 @@
 """benchmarks/model_shapes.py: the parameter counts of the published models."""
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(
-    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "benchmarks")
-)
-import model_shapes
+from benchmarks import model_shapes
 
 
 def test_transformer_big_is_209_8_million_parameters():

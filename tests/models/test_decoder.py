@@ -2,7 +2,6 @@
 
 import itertools
 import math
-import os
 import subprocess
 import sys
 
@@ -12,7 +11,6 @@ import tensorflow as tf
 
 from sm3_t2t import beam_search, decoder, trainer
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EOS = 1
 VOCAB = 5  # 0 = GO/pad, 1 = EOS, 2..4 = symbols
 
@@ -208,7 +206,6 @@ def test_cli_translates_a_file_like_the_library(trained_dir, tmp_path):
     source_file = tmp_path / "source.txt"
     source_file.write_text("\n".join(SOURCES) + "\n", encoding="utf-8")
     target_file = tmp_path / "translations.txt"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "models"), REPO]))
     subprocess.run(
         [
             sys.executable,
@@ -220,7 +217,6 @@ def test_cli_translates_a_file_like_the_library(trained_dir, tmp_path):
             f"--decode_to_file={target_file}",
         ],
         check=True,
-        env=env,
         capture_output=True,
         timeout=120,
     )
@@ -228,3 +224,28 @@ def test_cli_translates_a_file_like_the_library(trained_dir, tmp_path):
     expected = decoder.translate_texts(restored.model, restored.encoders, SOURCES, beam_size=1)
     assert any(expected)
     assert target_file.read_text(encoding="utf-8").splitlines() == expected
+
+
+def test_cli_names_an_unknown_model_in_one_line_and_exits_2(tmp_path):
+    """A run whose model is not registered (e.g. its usr dir moved away): no traceback."""
+    from sm3_t2t import registry, run_dir
+
+    info = {
+        "problem": "algorithmic_reverse_binary40",
+        "model": "transfomer",
+        "hparams_set": "transformer_tiny",
+        "data_dir": str(tmp_path),
+        "t2t_usr_dir": "",
+    }
+    run_dir.write_run_info(str(tmp_path), info, registry.hparams_set("transformer_tiny"))
+    result = subprocess.run(
+        [sys.executable, "-m", "sm3_t2t.decoder", f"--output_dir={tmp_path}"],
+        input="0 1\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("sm3-decoder: ")]
+    assert "--model=transfomer" in line and "Did you mean: transformer" in line
+    assert "Traceback" not in result.stderr

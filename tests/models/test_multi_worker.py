@@ -17,7 +17,6 @@ import tensorflow as tf
 
 from sm3_t2t import registry
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROBLEM = "algorithmic_reverse_binary40"
 
 # Runs in each worker process: train on this worker's shard of the data,
@@ -71,11 +70,7 @@ def test_two_workers_finish_with_identical_weights(data_dir, tmp_path):
     processes, results = [], []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        env = dict(
-            os.environ,
-            TF_CONFIG=json.dumps(tf_config),
-            PYTHONPATH=os.pathsep.join([os.path.join(REPO, "models"), REPO]),
-        )
+        env = dict(os.environ, TF_CONFIG=json.dumps(tf_config))
         results.append(tmp_path / f"worker_{index}.sha256")
         processes.append(
             subprocess.Popen(
@@ -102,5 +97,5 @@ def test_two_workers_finish_with_identical_weights(data_dir, tmp_path):
     assert digests[0] == digests[1]
     # The chief (worker 0) keeps the checkpoints; worker 1's scratch copy,
     # needed only for the collective save, is gone.
-    assert tf.train.latest_checkpoint(output_dir).endswith("ckpt-4")
+    assert tf.train.latest_checkpoint(output_dir).endswith("model.ckpt-4")
     assert not os.path.exists(os.path.join(output_dir, "workers", "worker_1"))

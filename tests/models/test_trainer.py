@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sm3_t2t import decoder, evaluation, trainer
+from sm3_t2t import decoder, evaluation, run_dir, trainer
 
 TINY = "hidden_size=32,filter_size=64,batch_size=256"
 
@@ -48,13 +48,15 @@ def _values(variables):
 def test_writes_checkpoints_and_run_info(options, first_run):
     assert first_run.step == 6
     out = options.output_dir
-    assert tf.train.latest_checkpoint(out).endswith("ckpt-6")
-    assert os.path.exists(os.path.join(out, "ckpt-3.index"))
-    with open(os.path.join(out, decoder.RUN_INFO_FILE)) as f:
+    # T2T's checkpoint names, which its tools glob as model.ckpt-*.
+    assert tf.train.latest_checkpoint(out).endswith("model.ckpt-6")
+    assert os.path.exists(os.path.join(out, "model.ckpt-3.index"))
+    with open(os.path.join(out, run_dir.RUN_INFO_FILE)) as f:
         run_info = json.load(f)
     assert run_info["problem"] == options.problem
     assert run_info["model"] == "transformer"
-    _, saved_hparams = decoder.read_run_info(out)
+    assert run_info["t2t_usr_dir"] == ""
+    _, saved_hparams = run_dir.read_run_info(out)
     assert saved_hparams.values() == first_run.hparams.values()
 
 
@@ -93,7 +95,7 @@ def test_rerun_continues_from_the_latest_checkpoint(options, first_run, capsys):
     assert "resuming from step 6" in output
     assert "steps 6 -> 8" in output
     assert run.step == 8 and int(run.optimizer.iterations.numpy()) == 8
-    assert tf.train.latest_checkpoint(options.output_dir).endswith("ckpt-8")
+    assert tf.train.latest_checkpoint(options.output_dir).endswith("model.ckpt-8")
 
 
 def test_evaluate_reports_loss_accuracy_and_bleu(options, first_run, capsys):
@@ -138,7 +140,7 @@ def test_mirrored_strategy_on_two_logical_cpus(options, first_run, mirrored_stra
     for variable in run.model.trainable_variables:
         first, second = run.strategy.experimental_local_results(variable.value)
         np.testing.assert_array_equal(first.numpy(), second.numpy())
-    assert tf.train.latest_checkpoint(mirrored.output_dir).endswith("ckpt-3")
+    assert tf.train.latest_checkpoint(mirrored.output_dir).endswith("model.ckpt-3")
 
 
 def test_xla_training_with_fixed_shapes(options, first_run):
@@ -155,4 +157,27 @@ def test_xla_training_with_fixed_shapes(options, first_run):
     run = trainer.train(compiled)
     assert run.hparams.fixed_shapes
     assert run.step == 2
-    assert tf.train.latest_checkpoint(compiled.output_dir).endswith("ckpt-2")
+    assert tf.train.latest_checkpoint(compiled.output_dir).endswith("model.ckpt-2")
+
+
+def test_a_run_with_the_old_ckpt_names_resumes_and_goes_on_as_model_ckpt(
+    options, tmp_path, capsys, monkeypatch
+):
+    """Runs from before the rename hold `ckpt-N`, listed in their state file: they resume."""
+    old = dataclasses.replace(
+        options, output_dir=str(tmp_path / "old"), train_steps=2, save_checkpoints_steps=2
+    )
+    with monkeypatch.context() as patch:
+        # The trainer as it was: CheckpointManager's default name.
+        patch.setattr(run_dir, "CHECKPOINT_NAME", "ckpt")
+        trainer.train(old)
+    assert tf.train.latest_checkpoint(old.output_dir).endswith("/ckpt-2")
+    capsys.readouterr()
+
+    run = trainer.train(dataclasses.replace(old, train_steps=4))
+    assert "resuming from step 2" in capsys.readouterr().out
+    assert run.step == 4 and int(run.optimizer.iterations.numpy()) == 4
+    steps = run_dir.checkpoint_steps(old.output_dir)
+    assert [os.path.basename(steps[2]), os.path.basename(steps[4])] == ["ckpt-2", "model.ckpt-4"]
+    assert decoder.load_trained(old.output_dir, checkpoint_path=steps[2]).step == 2
+    assert decoder.load_trained(old.output_dir).step == 4

@@ -1,4 +1,4 @@
-"""The sm3-trainer command line: kill -9 and resume, and flag errors."""
+"""The sm3-trainer command line: kill -9 and resume, flag errors, unknown names."""
 
 import os
 import signal
@@ -9,14 +9,9 @@ import time
 import pytest
 import tensorflow as tf
 
-from sm3_t2t import decoder, registry
+from sm3_t2t import decoder, registry, run_dir
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROBLEM = "algorithmic_reverse_binary40"
-
-
-def _env():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "models"), REPO]))
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +49,7 @@ def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir, tmp_path):
         "--iterations_per_loop=1",
         "--schedule=train",
     )
-    process = subprocess.Popen(
-        command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 180
         while tf.train.latest_checkpoint(output_dir) is None:
@@ -77,7 +70,7 @@ def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir, tmp_path):
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
 
-    rerun = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"resuming from step {killed_at}" in rerun.stdout
     assert f"steps {killed_at} -> 30" in rerun.stdout
@@ -94,7 +87,31 @@ def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir, tmp_path):
 )
 def test_bad_flags_fail_with_a_message_naming_them(data_dir, tmp_path, flag, message):
     command = _trainer_command(data_dir, str(tmp_path / "run")) + [flag]
-    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert message in result.stderr
-    assert not os.path.exists(tmp_path / "run" / decoder.RUN_INFO_FILE)
+    assert not os.path.exists(tmp_path / "run" / run_dir.RUN_INFO_FILE)
+
+
+@pytest.mark.parametrize(
+    "flag, suggestion",
+    [
+        ("--problem=algorithmic_reverse_binary4", "algorithmic_reverse_binary40"),
+        ("--model=transfomer", "transformer"),
+        ("--hparams_set=transformer_smal", "transformer_small"),
+        ("--t2t_usr_dir=no_such_usr_dir", "no such directory"),
+    ],
+)
+def test_unknown_names_are_one_line_with_close_matches_and_exit_2(tmp_path, flag, suggestion):
+    """No traceback, nothing written: neither the run directory nor the data directory."""
+    data_dir, output_dir = tmp_path / "data", tmp_path / "run"
+    command = _trainer_command(str(data_dir), str(output_dir)) + [flag]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("sm3-trainer: ")]
+    assert len(lines) == 1, result.stderr
+    assert flag.split("=")[0] in lines[0] and suggestion in lines[0]
+    if "usr_dir" not in flag:
+        assert "Did you mean" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not data_dir.exists() and not output_dir.exists()

@@ -4,11 +4,12 @@ import keras
 import pytest
 
 from sm3_t2t import (
+    optimizers,
     registry,
     trainer,
     transformer_hparams,  # noqa: F401  (registers the sets)
 )
-from sm3_tf import SM3, factory
+from sm3_tf import SM3
 
 SETS = ("transformer_tiny", "transformer_small", "transformer_base", "transformer_big")
 
@@ -112,7 +113,7 @@ def test_xla_switches_to_fixed_shapes():
 )
 def test_optimizer_is_selectable(name, expected):
     hparams = trainer.resolve_hparams(_options(hparams=f"optimizer={name}"))
-    optimizer = factory.make_optimizer(hparams, total_steps=10)
+    optimizer = optimizers.make_optimizer(hparams, total_steps=10)
     assert isinstance(optimizer, expected)
     if name == "sm3":
         assert optimizer.momentum == pytest.approx(0.9)
@@ -141,10 +142,10 @@ def test_xla_with_mirrored_is_refused():
 def test_a_run_shorter_than_the_cooldown_cools_down_over_all_of_it():
     hparams = registry.hparams_set("transformer_small")
     hparams.parse("learning_rate_cooldown_steps=450")
-    schedule = factory.make_learning_rate(hparams, total_steps=150)
+    schedule = optimizers.make_learning_rate(hparams, total_steps=150)
     assert float(schedule(150)) == 0.0
     assert float(schedule(125)) == pytest.approx(hparams.learning_rate / 6)  # (150 - 125) / 150
     # Runs longer than the cool-down keep it as set: flat until the last 450 steps.
-    schedule = factory.make_learning_rate(hparams, total_steps=900)
+    schedule = optimizers.make_learning_rate(hparams, total_steps=900)
     assert float(schedule(450)) == pytest.approx(hparams.learning_rate)
     assert float(schedule(675)) == pytest.approx(hparams.learning_rate / 2)

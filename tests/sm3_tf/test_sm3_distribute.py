@@ -47,11 +47,12 @@ def test_mirrored_equals_single_device(momentum_dtype, mirrored_strategy):
     assert int(mirrored.optimizer.nonfinite_steps.numpy()) == 0
 
 
-def test_mirrored_skips_a_nonfinite_step_on_every_replica(mirrored_strategy):
+@pytest.mark.parametrize("weight_decay", [None, 0.1])
+def test_mirrored_skips_a_nonfinite_step_on_every_replica(weight_decay, mirrored_strategy):
     strategy = mirrored_strategy
     with strategy.scope():
         var = tf.Variable(np.ones((3, 2), np.float32))
-        optimizer = sm3_tf.SM3(learning_rate=0.1, skip_nonfinite=True)
+        optimizer = sm3_tf.SM3(learning_rate=0.1, skip_nonfinite=True, weight_decay=weight_decay)
         optimizer.build([var])
 
     @tf.function

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import sm3_reference as ref
 import tensorflow as tf
 
 import sm3_tf
@@ -21,10 +22,29 @@ import sm3_tf
         (dict(variant="III"), "variant"),
         (dict(momentum_dtype="int8"), "momentum_dtype"),
         (dict(fused="yes"), "fused"),
+        (dict(learning_rate=float("inf")), "learning_rate"),
+        (dict(epsilon=float("inf")), "epsilon"),
     ],
 )
 def test_bad_arguments_are_named(arguments, named):
     with pytest.raises(ValueError, match=f"`{named}`"):
+        sm3_tf.SM3(**arguments)
+
+
+@pytest.mark.parametrize(
+    "arguments,named",
+    [
+        (dict(momentum=None), "momentum"),
+        (dict(beta_2=None), "beta_2"),
+        (dict(epsilon=None), "epsilon"),
+        (dict(learning_rate=None), "learning_rate"),
+        (dict(momentum="0.9"), "momentum"),
+        (dict(skip_nonfinite="no"), "skip_nonfinite"),
+        (dict(skip_nonfinite=1), "skip_nonfinite"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_named(arguments, named):
+    with pytest.raises(TypeError, match=f"`{named}`"):
         sm3_tf.SM3(**arguments)
 
 
@@ -71,6 +91,30 @@ def test_skip_nonfinite_leaves_everything_untouched(bad, compiled):
     assert int(optimizer.nonfinite_steps.numpy()) == 1
     apply(tf.ones((4, 3)), tf.ones((3,)))
     assert np.all(np.isfinite(weights.numpy())) and np.all(weights.numpy() < before[0])
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_skip_nonfinite_skips_the_weight_decay_too(compiled):
+    """Keras applies weight decay before the step; a skipped step must not decay the weights."""
+    var = tf.Variable(np.ones((4, 3), np.float32))
+    optimizer = sm3_tf.SM3(learning_rate=0.1, weight_decay=0.1, skip_nonfinite=True)
+
+    def apply(g):
+        return optimizer.apply_gradients([(g, var)])
+
+    if compiled:
+        apply = tf.function(apply, jit_compile=True)
+    grads = np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32)
+    reference, expected = ref.SM3Reference((4, 3), momentum=0.9), np.ones((4, 3))
+    apply(tf.constant(grads[0]))
+    expected = reference.step(expected - 0.1 * 0.1 * expected, grads[0], 0.1)
+    before = var.numpy().copy()
+    apply(tf.constant(np.full((4, 3), np.nan, np.float32)))
+    np.testing.assert_array_equal(var.numpy(), before)
+    apply(tf.constant(grads[1]))
+    expected = reference.step(expected - 0.1 * 0.1 * expected, grads[1], 0.1)
+    assert ref.relative_error(var.numpy(), expected) <= 1e-5
+    assert int(optimizer.nonfinite_steps.numpy()) == 1
 
 
 def test_without_skip_an_inf_poisons_the_state_for_good():

@@ -3,8 +3,6 @@
 Numerics are checked against the numpy reference `sm3_reference.SM3Reference`.
 """
 
-import types
-
 import keras
 import numpy as np
 import pytest
@@ -181,6 +179,12 @@ def test_skip_nonfinite_under_a_distribution_strategy_is_refused(mirrored_strate
         (dict(use_locking=True), ValueError, "`use_locking=True`"),
         (dict(name=""), ValueError, "`name`"),
         (dict(fused="yes"), ValueError, "`fused`"),
+        (dict(learning_rate=float("inf")), ValueError, "`learning_rate`"),
+        (dict(epsilon=float("inf")), ValueError, "`epsilon`"),
+        (dict(momentum=None), TypeError, "`momentum`"),
+        (dict(beta_2=None), TypeError, "`beta_2`"),
+        (dict(epsilon=None), TypeError, "`epsilon`"),
+        (dict(skip_nonfinite="no"), TypeError, "`skip_nonfinite`"),
     ],
 )
 def test_bad_arguments_are_refused_naming_the_argument(arguments, error, message):
@@ -200,42 +204,3 @@ def test_bad_runtime_values_and_variables_are_refused():
         v1.SM3Optimizer(0.1).apply_gradients(
             [(tf.ones(2, tf.int32), tf.Variable(tf.ones(2, tf.int32), name="counts"))]
         )
-
-
-def test_factory_builds_the_v1_optimizer_from_hparams():
-    """sm3_tf.factory with api="v1": options and the warm-up schedule reach the graph's steps."""
-    from sm3_tf import factory
-
-    hparams = types.SimpleNamespace(
-        optimizer="sm3",
-        learning_rate=0.2,
-        learning_rate_warmup_steps=4,
-        learning_rate_warmup_power=1.0,
-        optimizer_sm3_momentum=0.5,
-        optimizer_sm3_beta2=0.9,
-        optimizer_sm3_variant="I",
-        optimizer_sm3_epsilon=1e-6,
-        optimizer_sm3_momentum_dtype="float32",
-        optimizer_sm3_skip_nonfinite=True,
-        optimizer_sm3_fused="false",
-    )
-    grads = random_gradients((3, 2), 3, seed=4)
-    with tf.Graph().as_default() as graph:
-        optimizer = factory.make_optimizer(hparams, api="v1")
-        assert isinstance(optimizer, v1.SM3Optimizer)
-        var = tf.compat.v1.get_variable("w", initializer=np.ones((3, 2), np.float32))
-        grad = tf.compat.v1.placeholder(tf.float32, (3, 2))
-        train = optimizer.apply_gradients(
-            [(grad, var)], global_step=tf.compat.v1.train.get_or_create_global_step()
-        )
-        with tf.compat.v1.Session(graph=graph) as session:
-            session.run(tf.compat.v1.global_variables_initializer())
-            reference = sm3_reference.SM3Reference(
-                (3, 2), variant="I", momentum=0.5, beta_2=0.9, epsilon=1e-6
-            )
-            expected = np.ones((3, 2))
-            for step, g in enumerate(grads):
-                session.run(train, {grad: g})
-                expected = reference.step(expected, g, 0.2 * min(1.0, step / 4))  # linear warm-up
-            assert sm3_reference.relative_error(session.run(var), expected) < TOLERANCE
-            assert session.run(optimizer.nonfinite_steps) == 0

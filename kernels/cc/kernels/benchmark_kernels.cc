@@ -1,10 +1,9 @@
-/* CPU kernels of the benchmark ops Sm3StreamTriad and Sm3KernelIsa (../ops/benchmark_ops.cc). */
+/* CPU kernel of the benchmark op Sm3>StreamTriad (../ops/benchmark_ops.cc). */
 #define EIGEN_USE_THREADS
 
 #include "absl/strings/str_cat.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
-#include "loops.h"
 #include "tiling.h"
 #include "variable_access.h"
 
@@ -43,19 +42,7 @@ class Sm3StreamTriadOp : public tensorflow::OpKernel {
   }
 };
 
-class Sm3KernelIsaOp : public tensorflow::OpKernel {
- public:
-  using OpKernel::OpKernel;
-
-  void Compute(OpKernelContext* ctx) override {
-    Tensor* isa = nullptr;
-    OP_REQUIRES_OK(ctx, ctx->allocate_output(0, tensorflow::TensorShape({}), &isa));
-    isa->scalar<tensorflow::tstring>()() = Loops<float>().isa;
-  }
-};
-
-REGISTER_KERNEL_BUILDER(Name("Sm3StreamTriad").Device(tensorflow::DEVICE_CPU), Sm3StreamTriadOp);
-REGISTER_KERNEL_BUILDER(Name("Sm3KernelIsa").Device(tensorflow::DEVICE_CPU), Sm3KernelIsaOp);
+REGISTER_KERNEL_BUILDER(Name("Sm3>StreamTriad").Device(tensorflow::DEVICE_CPU), Sm3StreamTriadOp);
 
 }  // namespace
 }  // namespace sm3

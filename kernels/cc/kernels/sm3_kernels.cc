@@ -129,9 +129,9 @@ class Sm3ResourceApplySparseOp : public OpKernel {
   StepAttributes attributes_;
 };
 
-REGISTER_KERNEL_BUILDER(Name("Sm3ResourceApplyDense").Device(tensorflow::DEVICE_CPU),
+REGISTER_KERNEL_BUILDER(Name("Sm3>ResourceApplyDense").Device(tensorflow::DEVICE_CPU),
                         Sm3ResourceApplyDenseOp);
-REGISTER_KERNEL_BUILDER(Name("Sm3ResourceApplySparse").Device(tensorflow::DEVICE_CPU),
+REGISTER_KERNEL_BUILDER(Name("Sm3>ResourceApplySparse").Device(tensorflow::DEVICE_CPU),
                         Sm3ResourceApplySparseOp);
 
 }  // namespace

@@ -12,6 +12,7 @@ slowed by other work does not hold the step up.
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -88,7 +89,7 @@ class Workers {
       for (int64_t unit = 0; unit < n; ++unit) fn(unit);
       return;
     }
-    pool_->ParallelFor(n, tsl::thread::ThreadPool::SchedulingParams::Fixed(1),
+    pool_->ParallelFor(n, Scheduling(Strategy::kFixedBlockSize, std::nullopt, 1),
                        [&fn](int64_t begin, int64_t end) {
                          for (int64_t unit = begin; unit < end; ++unit) fn(unit);
                        });
@@ -102,11 +103,14 @@ class Workers {
       fn(0, n);
       return;
     }
-    pool_->ParallelFor(n, tsl::thread::ThreadPool::SchedulingParams::Adaptive(cost_per_unit),
-                       fn);
+    pool_->ParallelFor(n, Scheduling(Strategy::kAdaptive, cost_per_unit, std::nullopt), fn);
   }
 
  private:
+  // The explicit constructor: TF 2.15-2.19 headers lack SchedulingParams::Fixed / ::Adaptive.
+  using Scheduling = tsl::thread::ThreadPool::SchedulingParams;
+  using Strategy = tsl::thread::ThreadPool::SchedulingStrategy;
+
   tsl::thread::ThreadPool* pool_;
 };
 

@@ -1,4 +1,6 @@
-/* Op definitions of the fused SM3 steps (kernels in ../kernels/sm3_kernels.cc).
+/* Op definitions of the fused SM3 steps (kernels in ../kernels/sm3_kernels.cc) and of the ISA
+query (../kernels/kernel_isa.cc). Names are namespaced TF Addons-style ("Sm3>..."); Python sees
+them as sm3_resource_apply_dense, sm3_resource_apply_sparse and sm3_kernel_isa.
 
 The hyper-parameters are float64 scalar tensors, not attributes: the v1 optimizer may pass tensors,
 and a learning-rate schedule changes every step without retracing. float64 keeps Python numbers
@@ -58,7 +60,7 @@ absl::Status SparseShapeFn(InferenceContext* c) {
 }  // namespace
 }  // namespace sm3
 
-REGISTER_OP("Sm3ResourceApplyDense")
+REGISTER_OP("Sm3>ResourceApplyDense")
     .Input("var: resource")
     .Input("accumulators: num_accumulators * resource")
     .Input("momentum_buffer: num_buffers * resource")
@@ -89,7 +91,7 @@ sm3_variant: "II" (nu from the covers, covers = maxima of nu) or "I". ("variant"
 use_locking: as in TF's training ops; dense steps always lock resource variables exclusively.
 )doc");
 
-REGISTER_OP("Sm3ResourceApplySparse")
+REGISTER_OP("Sm3>ResourceApplySparse")
     .Input("var: resource")
     .Input("row_accumulator: resource")
     .Input("momentum_buffer: num_buffers * resource")
@@ -117,5 +119,13 @@ row_accumulator: the axis-0 cover (accumulators[0]), shape [var.shape[0]].
 values: the gradient rows, shape [len(indices)] + var.shape[1:].
 indices: unique row indices into var's axis 0 (sum duplicate rows first).
 use_locking: false takes shared locks, as TF's sparse training ops do.
-Other arguments as in Sm3ResourceApplyDense.
+Other arguments as in Sm3>ResourceApplyDense.
+)doc");
+
+REGISTER_OP("Sm3>KernelIsa")
+    .Output("isa: string")
+    .SetIsStateful()  // its answer follows SM3_TF_KERNEL_ISA: never constant-fold or cache it
+    .SetShapeFn(tensorflow::shape_inference::ScalarShape)
+    .Doc(R"doc(
+The instruction set of the SM3 kernels' loops here: "avx512", "avx", "sse2" or "portable".
 )doc");

@@ -17,7 +17,7 @@ from sm3_t2t.problems.shards import (
     VocabularyMismatchError,
 )
 from sm3_t2t.problems.text2text import Text2TextProblem
-from sm3_t2t.vocabulary import EOS_ID, PAD_ID
+from sm3_t2t.special_ids import EOS_ID, PAD_ID
 
 __all__ = [
     "CorruptShardError",

@@ -16,7 +16,7 @@ import os
 
 from sm3_t2t import input_pipeline, registry
 from sm3_t2t.problems import shards
-from sm3_t2t.vocabulary import EOS_ID
+from sm3_t2t.special_ids import EOS_ID
 
 TRAIN, EVAL, TEST = "train", "eval", "test"
 MODES = (TRAIN, EVAL, TEST)

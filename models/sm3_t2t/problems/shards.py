@@ -16,6 +16,8 @@ import os
 
 import tensorflow as tf
 
+from sm3_t2t.atomic_write import write_atomically
+
 FORMAT_VERSION = 1
 
 
@@ -46,14 +48,6 @@ def shard_paths(data_dir, problem_name, split, num_shards):
         os.path.join(data_dir, f"{problem_name}-{split}-{index:05d}-of-{num_shards:05d}")
         for index in range(num_shards)
     ]
-
-
-def write_atomically(path, text):
-    """Writes `text` to `path` through a temporary file and a rename."""
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as output:
-        output.write(text)
-    os.replace(temporary, path)
 
 
 def read_meta(data_dir, problem_name, split):

@@ -1,6 +1,7 @@
 """Optimizers from T2T-style hparams: one hparams object builds the Keras or the v1 optimizer.
 
-The hparams object is anything with attributes (e.g. `sm3_t2t.hparams.HParams`); the fields read are
+This is the T2T layer's glue; the optimizer library `sm3_tf` knows no hparams names. The hparams
+object is anything with attributes (e.g. `sm3_t2t.hparams.HParams`); the fields read are
 
   optimizer                     "sm3" | "adam" | "adagrad" | "adafactor"
   learning_rate                 peak learning rate
@@ -11,14 +12,15 @@ The hparams object is anything with attributes (e.g. `sm3_t2t.hparams.HParams`);
   optimizer_sm3_momentum_dtype ("" = the variable's dtype), optimizer_sm3_skip_nonfinite,
   optimizer_sm3_fused ("auto" | "true" | "false")
   optimizer_adam_beta1, optimizer_adam_beta2, optimizer_adam_epsilon
-  clip_grad_norm                global-norm clipping (0: none)
+  clip_grad_norm                clip the gradients to this global norm before each step (0: none)
 
 Missing SM3/Adam fields take the defaults of `sm3_tf.SM3` / Keras.
 """
 
 import keras
+import tensorflow as tf
 
-from sm3_tf import schedules
+from sm3_tf import schedules, v1
 from sm3_tf.sm3 import SM3
 
 OPTIMIZERS = ("sm3", "adam", "adagrad", "adafactor")
@@ -64,6 +66,18 @@ def sm3_arguments(hparams):
     )
 
 
+def clip_norm(hparams):
+    """The global gradient norm `clip_grad_norm` asks for, or None (0: no clipping).
+
+    Raises:
+      ValueError: a negative or non-finite value.
+    """
+    value = float(_get(hparams, "clip_grad_norm", 0.0))
+    if not (value >= 0 and value != float("inf")):
+        raise ValueError(f"hparam `clip_grad_norm` must be >= 0 and finite, got {value!r}.")
+    return value or None
+
+
 def make_optimizer(hparams, total_steps=None, api="keras"):
     """Builds the optimizer named by `hparams.optimizer`.
 
@@ -71,6 +85,9 @@ def make_optimizer(hparams, total_steps=None, api="keras"):
       hparams: an object with the fields listed in this module's docstring.
       total_steps: training length, needed only for a cool-down.
       api: "keras" for a `keras.optimizers.Optimizer`, "v1" for a `tf.compat.v1.train.Optimizer`.
+
+    With `clip_grad_norm` > 0 the Keras optimizers get `global_clipnorm`, and the v1 optimizers
+    are of a subclass whose `apply_gradients` (and so `minimize`) clips by global norm first.
 
     Raises:
       ValueError: unknown optimizer or api, or a bad hparam value (naming it).
@@ -83,9 +100,9 @@ def make_optimizer(hparams, total_steps=None, api="keras"):
     if api not in APIS:
         raise ValueError(f"`api` must be one of {APIS}, got {api!r}.")
     learning_rate = make_learning_rate(hparams, total_steps)
-    clip = float(_get(hparams, "clip_grad_norm", 0.0)) or None
+    clip = clip_norm(hparams)
     if api == "v1":
-        return _make_v1_optimizer(name, hparams, learning_rate)
+        return _make_v1_optimizer(name, hparams, learning_rate, clip)
     if name == "sm3":
         return SM3(learning_rate=learning_rate, global_clipnorm=clip, **sm3_arguments(hparams))
     if name == "adam":
@@ -101,27 +118,54 @@ def make_optimizer(hparams, total_steps=None, api="keras"):
     return keras.optimizers.Adafactor(learning_rate=learning_rate, global_clipnorm=clip)
 
 
-def _make_v1_optimizer(name, hparams, learning_rate):
-    import tensorflow as tf
+class _GlobalNormClipping:
+    """Mixin for a `tf.compat.v1.train.Optimizer`: clips the gradients by global norm first.
 
-    from sm3_tf import v1
+    A subclass rather than a wrapper, so the optimizer keeps its type, its slots and its place in
+    checkpoints; `minimize` and TPU's `CrossShardOptimizer` both end in `apply_gradients`.
+    """
 
+    def __init__(self, *args, clip_norm, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.clip_norm = clip_norm
+
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        pairs = list(grads_and_vars)
+        # None gradients (variables the loss does not reach) are passed through untouched.
+        clipped, _ = tf.clip_by_global_norm([grad for grad, _ in pairs], self.clip_norm)
+        return super().apply_gradients(
+            list(zip(clipped, [var for _, var in pairs])), global_step=global_step, name=name
+        )
+
+
+def _v1_optimizer(optimizer_class, clip, *args, **kwargs):
+    if clip is None:
+        return optimizer_class(*args, **kwargs)
+    clipped_class = type(
+        f"GlobalNormClipped{optimizer_class.__name__}", (_GlobalNormClipping, optimizer_class), {}
+    )
+    return clipped_class(*args, clip_norm=clip, **kwargs)
+
+
+def _make_v1_optimizer(name, hparams, learning_rate, clip):
     step = tf.compat.v1.train.get_or_create_global_step
 
     def rate():
         return learning_rate(step())  # a callable: v1 optimizers evaluate it per step
 
     if name == "sm3":
-        return v1.SM3Optimizer(learning_rate=rate, **sm3_arguments(hparams))
+        return _v1_optimizer(v1.SM3Optimizer, clip, learning_rate=rate, **sm3_arguments(hparams))
     if name == "adam":
-        return tf.compat.v1.train.AdamOptimizer(
+        return _v1_optimizer(
+            tf.compat.v1.train.AdamOptimizer,
+            clip,
             rate,
             beta1=float(_get(hparams, "optimizer_adam_beta1", 0.9)),
             beta2=float(_get(hparams, "optimizer_adam_beta2", 0.999)),
             epsilon=float(_get(hparams, "optimizer_adam_epsilon", 1e-8)),
         )
     if name == "adagrad":
-        return tf.compat.v1.train.AdagradOptimizer(rate)
+        return _v1_optimizer(tf.compat.v1.train.AdagradOptimizer, clip, rate)
     raise ValueError(
         "hparam `optimizer`='adafactor' has no tf.compat.v1 optimizer here; use api='keras'."
     )
