@@ -95,6 +95,11 @@ def train_and_measure(args):
     from sm3_t2t import evaluation, trainer
     from sm3_tf import memory
 
+    if args.approx_vocab_size:
+        from sm3_t2t import registry
+
+        # The vocabulary is the problem's (as in T2T); a study of its size sets the class's.
+        registry.PROBLEMS[PROBLEM].approx_vocab_size = args.approx_vocab_size
     if args.adafactor:
         from benchmarks import adafactor_ablation
 
@@ -137,6 +142,7 @@ def train_and_measure(args):
         "threads": args.threads,
         "hparams_set": args.hparams_set,
         "adafactor": args.adafactor,
+        "approx_vocab_size": args.approx_vocab_size,
         "hparams": overrides,
         "train_seconds_with_setup": train_seconds,
         # The machine is shared: the 1-minute load average when training started and ended.
@@ -179,6 +185,12 @@ def main():
         "--adafactor",
         default="",
         help="for optimizer=adafactor: an ablation of adafactor_ablation.ABLATIONS (e.g. no_clip)",
+    )
+    parser.add_argument(
+        "--approx_vocab_size",
+        type=int,
+        default=0,
+        help="the problem's sentencepiece vocabulary size (0: its own); use a data_dir per size",
     )
     parser.add_argument("--alpha", type=float, default=0.6, help="beam-search length penalty")
     parser.add_argument(

@@ -20,7 +20,7 @@ import os
 import shutil
 from concurrent import futures
 
-from benchmarks import convergence_run, processes
+from benchmarks import convergence_run, docs_output, processes
 
 WORK_DIR = os.path.join(processes.ROOT, "output", "recipes")
 RESULTS = os.path.join(WORK_DIR, "results.jsonl")
@@ -40,6 +40,7 @@ def _config(
     eval_every=150,
     bleu_samples=200,
     adafactor="",
+    vocab=0,
 ):
     return dict(
         optimizer=optimizer,
@@ -53,6 +54,7 @@ def _config(
         eval_every=eval_every,
         bleu_samples=bleu_samples,
         adafactor=adafactor,
+        vocab=vocab,
     )
 
 
@@ -110,6 +112,11 @@ config(
 )
 
 
+def data_dir(cfg):
+    """The data of a configuration: shards and vocabulary differ by vocabulary size."""
+    return DATA_DIR + (f"_v{cfg['vocab']}" if cfg.get("vocab") else "")
+
+
 def command(name, cfg, threads):
     output_dir = os.path.join(WORK_DIR, name)
     args = [
@@ -123,7 +130,7 @@ def command(name, cfg, threads):
         f"--warmup_steps={cfg['warmup_steps']}",
         f"--hparams_set={cfg['hparams_set']}",
         f"--threads={threads}",
-        f"--data_dir={DATA_DIR}",
+        f"--data_dir={data_dir(cfg)}",
         f"--output_dir={output_dir}",
         "--print_samples=3",
     ]
@@ -131,6 +138,8 @@ def command(name, cfg, threads):
         args.append(f"--hparams={cfg['hparams']}")
     if cfg["adafactor"]:
         args.append(f"--adafactor={cfg['adafactor']}")
+    if cfg.get("vocab"):
+        args.append(f"--approx_vocab_size={cfg['vocab']}")
     return args, output_dir
 
 
@@ -154,7 +163,12 @@ def run_one(name, threads):
     for line in done.stdout.splitlines():
         if line.startswith(convergence_run.RESULT_PREFIX):
             result = json.loads(line[len(convergence_run.RESULT_PREFIX) :])
-            result.update(name=name, config=cfg, command=_display_command(args))
+            result.update(
+                name=name,
+                config=cfg,
+                command=_display_command(args),
+                commit=docs_output.provenance()["commit"],
+            )
             with open(RESULTS, "a", encoding="utf-8") as f:
                 f.write(json.dumps(result) + "\n")
             log(
@@ -206,6 +220,8 @@ def table(results):
             differs += ", " + cfg["hparams"].replace(",", ", ")
         if cfg.get("adafactor"):
             differs += f", adafactor {cfg['adafactor']}"
+        if cfg.get("vocab"):
+            differs += f", vocabulary {cfg['vocab']}"
         if cfg["hparams_set"] != "transformer_small":
             differs = cfg["hparams_set"] + ": " + differs
         test = r.get("test", {})
@@ -218,6 +234,13 @@ def table(results):
             f"{test_loss} | {bleu} |"
         )
     return "\n".join(rows)
+
+
+# The recipe for the demo (issue 16): regularisation for a run that sees the data ~6 times, and
+# the vocabulary size for a 19k-pair corpus.
+DROPOUT = "layer_prepostprocess_dropout=0.1,attention_dropout=0.1,relu_dropout=0.1"
+config("d0.1_cd450", hparams=f"{DROPOUT},learning_rate_cooldown_steps=450")
+config("d0.1_v4k_cd450", hparams=f"{DROPOUT},learning_rate_cooldown_steps=450", vocab=4000)
 
 
 def main():
@@ -234,8 +257,6 @@ def main():
             print(name, _display_command(command(name, cfg, 1)[0]))
         return
     if args.action == "table":
-        from benchmarks import docs_output
-
         results = load_results()
         docs_output.publish(
             "recipe_study",
@@ -250,7 +271,12 @@ def main():
         raise SystemExit(f"unknown configurations: {unknown}; known: {list(CONFIGS)}")
     from sm3_t2t import registry
 
-    registry.problem(convergence_run.PROBLEM).generate_data(DATA_DIR, None)
+    # Data first, one generation per vocabulary, before parallel runs could race to write it.
+    for vocab in sorted({CONFIGS[n]["vocab"] for n in args.names}):
+        problem = registry.problem(convergence_run.PROBLEM)
+        if vocab:
+            problem.approx_vocab_size = vocab
+        problem.generate_data(data_dir({"vocab": vocab}), None)
     threads = args.threads or max(1, (os.cpu_count() or 2) // args.parallel)
     with futures.ThreadPoolExecutor(max_workers=args.parallel) as pool:
         list(pool.map(lambda n: run_one(n, threads), args.names))
