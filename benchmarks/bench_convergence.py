@@ -1,22 +1,26 @@
-"""Convergence: SM3 vs Adam, Adagrad and Adafactor training transformer_small on Wesnoth en->fr.
+"""Convergence: SM3 vs Adam, Adagrad and Adafactor training a Transformer on Wesnoth en->fr.
 
-    python -m benchmarks.bench_convergence [--sweep_steps=100] [--train_steps=300] [--seeds=1,2]
+    python -m benchmarks.bench_convergence [--train_steps=900] [--seeds=1,2] \\
+        [--hparams_set=transformer_small] [--optimizers=sm3,sm3_bf16,...] [--grid=sm3=0.1:0.3]
     python -m benchmarks.bench_convergence --replot     # the figure again, from the saved JSON
 
-1. Sweep: each optimizer at the learning rates of LEARNING_RATES, `--sweep_steps` steps, seed 1;
-   the rate with the lowest validation loss at the end is that optimizer's best.
-2. Final runs: each optimizer at its best rate, `--train_steps` steps, for every seed; validation
-   loss every `--eval_every` steps, then test loss and BLEU on `--bleu_samples` test sentences.
+1. Sweep: each optimizer at the learning rates of LEARNING_RATES, `--train_steps` steps (the same
+   horizon as the final runs: a rate that wins a short sweep can lose a long run), the first seed;
+   the rate with the lowest validation loss at the end is that optimizer's best, and its sweep
+   run is that optimizer's first-seed final run.
+2. Final runs: each optimizer at its best rate for every further seed; validation loss every
+   `--eval_every` steps, then test loss and BLEU on `--bleu_samples` test sentences.
 Every run is `benchmarks.convergence_run` in its own process (the trainer's `train()`, then
-`evaluation.evaluate()`),
-with one TF thread. Runs go `--parallel` (4) at a time, one of each optimizer, so that the
-optimizers share the machine under the same conditions: on a machine other jobs also load,
-runs made one after another would compare the load, not the optimizers. All runs share the
-data, batch, warm-up and hparams set and differ only in optimizer, learning rate and seed.
+`evaluation.evaluate()`), with one TF thread. Runs go `--parallel` at a time, different
+optimizers side by side, so that they share the machine under the same conditions: on a
+machine other jobs also load, runs made one after another would compare the load, not the
+optimizers. All runs share the data, batch, schedule and hparams set and differ only in
+optimizer (the roster's entries the trainer can build: SM3 with a float32, a bfloat16 or no
+momentum buffer, Adam, Adagrad, Keras Adafactor), learning rate and seed.
 
 Prints the sweep and result tables (validation loss at equal steps and at an equal wall-clock
-budget, BLEU, steps and time to a target validation loss), writes docs/convergence.png and
-docs/results/convergence.*.
+budget, BLEU, steps and time to a target validation loss), writes docs/<name>.png and
+docs/results/<name>.*.
 """
 
 import argparse
@@ -29,26 +33,49 @@ import numpy as np
 
 from benchmarks import convergence_run, docs_output, processes, roster
 
-# Rates a factor ~3 apart around each optimizer's usual value for Transformers (SM3:
-# transformer_small's own 0.2; Adam: 1e-3; Adagrad: 0.1; Keras Adafactor's rate is relative to
-# the parameters' scale and capped at 1/sqrt(step), T2T trains it at about 0.01-0.03). Earlier
-# sweeps put SM3's best at the low end of its grid and Adam's and Adafactor's at their high
-# ends, so those grids were extended on that side until the best rate was inside
-# (docs/benchmarks.md shows the earlier sweeps).
-LEARNING_RATES = {
-    "sm3": (0.02, 0.07, 0.2, 0.6),
-    "adam": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2),
-    "adagrad": (0.03, 0.1, 0.3),
-    "adafactor": (0.01, 0.03, 0.1, 0.3),
+# Roster entries that the trainer builds as another of its optimizers with further hparams; every
+# other entry trained here is a value of the trainer's `optimizer` hparam itself.
+HPARAMS_VARIANTS = {
+    "sm3_bf16": ("sm3", "optimizer_sm3_momentum_dtype=bfloat16"),
+    "sm3_nomom": ("sm3", "optimizer_sm3_momentum=0.0"),
 }
+# The demo model and the horizon: at 900 steps of 2048 tokens (~6 passes over the corpus) SM3's
+# validation loss is flattening under a cool-down (docs/recipes.md), where the 250-step runs of
+# the earlier version of this benchmark stopped in the steep part of training.
+HPARAMS_SET = "transformer_small"
+HORIZON = 900
+# Three rates a factor ~3 apart per optimizer, centred on the best of the earlier 80-step
+# sweep (docs/benchmarks.md); a best rate at the edge of its grid is reported as such.
+LEARNING_RATES = {
+    "sm3": (0.03, 0.1, 0.3),
+    "sm3_bf16": (0.03, 0.1, 0.3),
+    "sm3_nomom": (0.03, 0.1, 0.3),
+    "adam": (0.001, 0.003, 0.01),
+    "adagrad": (0.03, 0.1, 0.3),
+    "adafactor": (0.01, 0.03, 0.1),
+}
+
+
+def convergence_names():
+    """The roster's names this benchmark can train, in table order."""
+    trainable = set(roster.trainer_names()) | set(HPARAMS_VARIANTS)
+    return [name for name in roster.names() if name in trainable]
+
+
+def trainer_settings(name):
+    """(the trainer's `optimizer` hparam, further hparams overrides) of roster entry `name`."""
+    return HPARAMS_VARIANTS.get(name, (name, ""))
 
 
 def run_one(job, args):
     """Runs one `convergence_run` job; returns its result dict (with an "error" if it failed)."""
     name = f"{job['optimizer']}_lr{job['learning_rate']:g}_s{job['seed']}_{job['train_steps']}"
     output_dir = os.path.join(args.work_dir, name)
+    optimizer, extra_hparams = trainer_settings(job["optimizer"])
     arguments = [
-        f"--optimizer={job['optimizer']}",
+        f"--optimizer={optimizer}",
+        f"--hparams_set={args.hparams_set}",
+        f"--hparams={','.join(h for h in (args.hparams, extra_hparams) if h)}",
         f"--learning_rate={job['learning_rate']}",
         f"--seed={job['seed']}",
         f"--train_steps={job['train_steps']}",
@@ -68,6 +95,8 @@ def run_one(job, args):
     for line in done.stdout.splitlines():
         if line.startswith(convergence_run.RESULT_PREFIX):
             result = json.loads(line[len(convergence_run.RESULT_PREFIX) :])
+            # Results are grouped by this benchmark's names (sm3_bf16, ...), not the hparam's.
+            result["optimizer"] = job["optimizer"]
             print(f"  {name}: validation loss {result['validation_loss'][-1][1]:.3f}", flush=True)
             return result
     tail = " | ".join(done.stderr.strip().splitlines()[-3:])
@@ -93,29 +122,42 @@ def final_validation_loss(result):
     return result["validation_loss"][-1][1] if "validation_loss" in result else float("inf")
 
 
+def final_job(args, optimizer, learning_rate, seed):
+    return dict(
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        seed=seed,
+        train_steps=args.train_steps,
+        eval_every=args.eval_every,
+        bleu_samples=args.bleu_samples,
+    )
+
+
 def sweep(args):
-    """{optimizer: [sweep results]}, all optimizers' rates at `sweep_steps`, seed 1."""
+    """{optimizer: [sweep results]}: every rate of `args.grid` at the full horizon, first seed.
+
+    Sweep runs are complete final runs (validation curve, test loss, BLEU), so the best one is
+    also that optimizer's first-seed result.
+    """
     # Interleaved (the i-th rate of every optimizer, then the next) so that runs running together
     # are of different optimizers.
+    grid = args.grid
     jobs = [
-        dict(
-            optimizer=o,
-            learning_rate=LEARNING_RATES[o][i],
-            seed=args.seeds[0],
-            train_steps=args.sweep_steps,
-            eval_every=args.sweep_steps,
-            bleu_samples=0,
-        )
-        for i in range(max(len(LEARNING_RATES[o]) for o in args.optimizers))
+        final_job(args, o, grid[o][i], args.seeds[0])
+        for i in range(max(len(grid[o]) for o in args.optimizers))
         for o in args.optimizers
-        if i < len(LEARNING_RATES[o])
+        if i < len(grid[o])
     ]
     results = run_jobs(jobs, args)
     return {o: [r for r in results if r["optimizer"] == o] for o in args.optimizers}
 
 
+def best_run(sweep_results):
+    return min(sweep_results, key=final_validation_loss)
+
+
 def best_rate(sweep_results):
-    return min(sweep_results, key=final_validation_loss)["learning_rate"]
+    return best_run(sweep_results)["learning_rate"]
 
 
 def curves(result):
@@ -245,7 +287,7 @@ def results_table(rows, target, budget, train_steps):
     return docs_output.format_table(headers, table)
 
 
-def plot(sweeps, finals, target, budget, path):
+def plot(sweeps, finals, target, budget, path, hparams_set):
     """Four panels: sweep, validation loss vs step, vs wall-clock, training loss vs step."""
     plt = docs_output.pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
@@ -306,7 +348,7 @@ def plot(sweeps, finals, target, budget, path):
     axes[0, 1].set_title("Validation loss (thin: seeds, thick: mean)")
     axes[1, 0].set_title("Validation loss against wall-clock")
     axes[1, 1].set_title("Training loss")
-    fig.suptitle("transformer_small on translate_enfr_wesnoth, each optimizer at its best rate")
+    fig.suptitle(f"{hparams_set} on translate_enfr_wesnoth, each optimizer at its best rate")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -323,32 +365,19 @@ def run(args):
     stopwatch = docs_output.Stopwatch()
     os.makedirs(args.work_dir, exist_ok=True)
     prepare_data(args.data_dir)
+    finals = {}
     if args.rates:
-        sweeps, best = (
-            {},
-            args.rates,
-        )  # rates chosen by an earlier sweep (documented with its table)
+        # Rates chosen by an earlier sweep at this horizon (documented with its table).
+        sweeps, best, seeds = {}, args.rates, args.seeds
     else:
-        runs = sum(len(LEARNING_RATES[o]) for o in args.optimizers)
-        print(f"sweep: {runs} runs of {args.sweep_steps} steps", flush=True)
+        runs = sum(len(args.grid[o]) for o in args.optimizers)
+        print(f"sweep: {runs} runs of {args.train_steps} steps", flush=True)
         sweeps = sweep(args)
         best = {o: best_rate(rs) for o, rs in sweeps.items()}
-    print(
-        f"final: best rates {best}; {len(args.seeds)} seeds x {args.train_steps} steps", flush=True
-    )
-    jobs = [
-        dict(
-            optimizer=o,
-            learning_rate=best[o],
-            seed=s,
-            train_steps=args.train_steps,
-            eval_every=args.eval_every,
-            bleu_samples=args.bleu_samples,
-        )
-        for s in args.seeds
-        for o in args.optimizers
-    ]
-    finals = {}
+        finals = {o: [best_run(rs)] for o, rs in sweeps.items()}
+        seeds = args.seeds[1:]
+    print(f"final: best rates {best}; further seeds {seeds}", flush=True)
+    jobs = [final_job(args, o, best[o], s) for s in seeds for o in args.optimizers]
     for result in run_jobs(jobs, args):
         finals.setdefault(result["optimizer"], []).append(result)
     failed = [r for rs in finals.values() for r in rs if "error" in r]
@@ -370,13 +399,13 @@ def run(args):
             "label_smoothing",
         )
     )
-    plot(sweeps, finals, target, budget, docs_output.figure_path(args.name))
+    plot(sweeps, finals, target, budget, docs_output.figure_path(args.name), args.hparams_set)
     tables = (
         []
         if not sweeps
         else [
             (
-                f"Learning-rate sweep: validation loss after {args.sweep_steps} steps, seed "
+                f"Learning-rate sweep: validation loss after {args.train_steps} steps, seed "
                 f"{args.seeds[0]}:",
                 sweep_table(sweeps),
             )
@@ -385,8 +414,10 @@ def run(args):
     tables += [
         (
             f"Best rate, {args.train_steps} steps, seeds {','.join(map(str, args.seeds))} "
-            f"(mean ± half-range); {args.batch_size}-token batches, "
-            f"warm-up {args.warmup_steps} steps; "
+            f"(mean ± half-range); {used['batch_size']}-token batches, "
+            f"warm-up {used['learning_rate_warmup_steps']} steps (power "
+            f"{used['learning_rate_warmup_power']:g}), cool-down "
+            f"{used['learning_rate_cooldown_steps']} steps; "
             f"BLEU on {args.bleu_samples} test sentences:",
             results_table(rows, target, budget, args.train_steps),
         ),
@@ -401,10 +432,11 @@ def run(args):
             "summary": rows,
             "target": target,
             "budget_seconds": budget,
+            "hparams_set": args.hparams_set,
         },
         stopwatch,
         [
-            f"Model ({convergence_run.HPARAMS_SET} as resolved): {model}.",
+            f"Model ({args.hparams_set} as resolved): {model}.",
             "",
             f"Figure: docs/{args.name}.png",
         ],
@@ -426,19 +458,37 @@ def replot(name):
         raw["target"],
         raw["budget_seconds"],
         path,
+        # Results from before the set was recorded were all transformer_small's.
+        raw.get("hparams_set", "transformer_small"),
     )
     print(f"wrote {path} from docs/results/{name}.json")
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--optimizers", default=",".join(roster.trainer_names()))
-    parser.add_argument("--sweep_steps", type=int, default=80)
-    parser.add_argument("--train_steps", type=int, default=250)
-    parser.add_argument("--eval_every", type=int, default=50)
+    parser.add_argument("--optimizers", default=",".join(convergence_names()))
+    parser.add_argument(
+        "--train_steps", type=int, default=HORIZON, help="the horizon of sweep and final runs"
+    )
+    parser.add_argument("--eval_every", type=int, default=150)
+    parser.add_argument(
+        "--hparams",
+        default="learning_rate_cooldown_steps=450",
+        help="overrides shared by every run (the schedule of docs/recipes.md's runs)",
+    )
     parser.add_argument("--seeds", default="1,2")
-    parser.add_argument("--batch_size", type=int, default=1024, help="tokens per batch")
-    parser.add_argument("--warmup_steps", type=int, default=30)
+    parser.add_argument("--hparams_set", default=HPARAMS_SET)
+    parser.add_argument(
+        "--batch_size", type=int, default=0, help="tokens per batch (0: the set's own)"
+    )
+    parser.add_argument(
+        "--warmup_steps", type=int, default=0, help="warm-up steps (0: the set's own)"
+    )
+    parser.add_argument(
+        "--grid",
+        default="",
+        help="sweep these rates instead of LEARNING_RATES, e.g. 'sm3=0.1:0.3,adam=0.003'",
+    )
     parser.add_argument("--bleu_samples", type=int, default=100)
     parser.add_argument(
         "--rates", default="", help="skip the sweep and use these rates, e.g. 'sm3=0.2,adam=0.001'"
@@ -471,6 +521,14 @@ def parse_args(argv=None):
     }
     if args.rates:
         args.optimizers = list(args.rates)
+    grid = dict(LEARNING_RATES)
+    for item in filter(None, args.grid.split(",")):
+        name, rates = item.split("=")
+        grid[name] = tuple(float(rate) for rate in rates.split(":"))
+    args.grid = grid
+    for o in args.optimizers:
+        if o not in convergence_names():
+            parser.error(f"unknown optimizer {o!r}; known: {', '.join(convergence_names())}")
     return args
 
 

@@ -24,12 +24,17 @@ PROBLEM = "translate_enfr_wesnoth"
 HPARAMS_SET = "transformer_small"
 
 
-def hparams_overrides(optimizer, learning_rate, seed, batch_size, warmup_steps):
-    """The `--hparams` string of a run: only optimizer, rate, seed, batch and warm-up differ."""
-    return (
-        f"optimizer={optimizer},learning_rate={learning_rate},seed={seed},"
-        f"batch_size={batch_size},learning_rate_warmup_steps={warmup_steps}"
-    )
+def hparams_overrides(optimizer, learning_rate, seed, batch_size, warmup_steps, extra=""):
+    """The `--hparams` string of a run: optimizer, rate, seed, batch, warm-up, then `extra`.
+
+    A `batch_size` or `warmup_steps` of 0 keeps the hparams set's own value.
+    """
+    overrides = [f"optimizer={optimizer}", f"learning_rate={learning_rate}", f"seed={seed}"]
+    if batch_size:
+        overrides.append(f"batch_size={batch_size}")
+    if warmup_steps:
+        overrides.append(f"learning_rate_warmup_steps={warmup_steps}")
+    return ",".join(overrides + ([extra] if extra else []))
 
 
 def read_scalars(event_dir, tag):
@@ -90,12 +95,27 @@ def train_and_measure(args):
     from sm3_t2t import evaluation, trainer
     from sm3_tf import memory
 
+    if args.approx_vocab_size:
+        from sm3_t2t import registry
+
+        # The vocabulary is the problem's (as in T2T); a study of its size sets the class's.
+        registry.PROBLEMS[PROBLEM].approx_vocab_size = args.approx_vocab_size
+    if args.adafactor:
+        from benchmarks import adafactor_ablation
+
+        adafactor_ablation.patch_factory(args.adafactor)
+
     overrides = hparams_overrides(
-        args.optimizer, args.learning_rate, args.seed, args.batch_size, args.warmup_steps
+        args.optimizer,
+        args.learning_rate,
+        args.seed,
+        args.batch_size,
+        args.warmup_steps,
+        args.hparams,
     )
     options = trainer.TrainerOptions(
         problem=PROBLEM,
-        hparams_set=HPARAMS_SET,
+        hparams_set=args.hparams_set,
         hparams=overrides,
         data_dir=args.data_dir,
         output_dir=args.output_dir,
@@ -105,8 +125,10 @@ def train_and_measure(args):
         log_step_count_steps=args.log_every,
         iterations_per_loop=args.log_every,
         eval_bleu_samples=args.bleu_samples,
-        num_samples_to_print=0,
+        eval_alpha=args.alpha,
+        num_samples_to_print=args.print_samples,
     )
+    load_before = os.getloadavg()
     start = time.time()
     run = trainer.train(options)
     train_seconds = time.time() - start
@@ -118,8 +140,13 @@ def train_and_measure(args):
         "batch_size": args.batch_size,
         "warmup_steps": args.warmup_steps,
         "threads": args.threads,
+        "hparams_set": args.hparams_set,
+        "adafactor": args.adafactor,
+        "approx_vocab_size": args.approx_vocab_size,
         "hparams": overrides,
         "train_seconds_with_setup": train_seconds,
+        # The machine is shared: the 1-minute load average when training started and ended.
+        "load_average": [load_before[0], os.getloadavg()[0]],
         "state_bytes": memory.state_bytes(run.optimizer),
         # The hparams set can change between versions of the code: record what this run used.
         "resolved_hparams": run.hparams.values(),
@@ -144,8 +171,31 @@ def main():
     parser.add_argument("--learning_rate", type=float, required=True)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--train_steps", type=int, default=300)
-    parser.add_argument("--batch_size", type=int, default=1024, help="tokens per batch")
-    parser.add_argument("--warmup_steps", type=int, default=30)
+    parser.add_argument(
+        "--batch_size", type=int, default=1024, help="tokens per batch (0: the set's own)"
+    )
+    parser.add_argument(
+        "--warmup_steps", type=int, default=30, help="warm-up steps (0: the set's own)"
+    )
+    parser.add_argument("--hparams_set", default=HPARAMS_SET)
+    parser.add_argument(
+        "--hparams", default="", help="further overrides, e.g. 'learning_rate_cooldown_steps=300'"
+    )
+    parser.add_argument(
+        "--adafactor",
+        default="",
+        help="for optimizer=adafactor: an ablation of adafactor_ablation.ABLATIONS (e.g. no_clip)",
+    )
+    parser.add_argument(
+        "--approx_vocab_size",
+        type=int,
+        default=0,
+        help="the problem's sentencepiece vocabulary size (0: its own); use a data_dir per size",
+    )
+    parser.add_argument("--alpha", type=float, default=0.6, help="beam-search length penalty")
+    parser.add_argument(
+        "--print_samples", type=int, default=0, help="sample translations printed after BLEU"
+    )
     parser.add_argument(
         "--eval_every",
         type=int,

@@ -3,14 +3,16 @@
     python -m benchmarks.run_all                      # all parts, in the order below
     python -m benchmarks.run_all --only memory        # one part (repeatable: --only a --only b)
 
-Parts (each under 30 minutes on an otherwise idle 2-core machine; see docs/benchmarks.md for
-the times measured):
+Parts (each under 30 minutes on an otherwise idle 2-core machine except convergence, which
+trains 24 runs of 900 steps, about 2 hours; see docs/benchmarks.md for the times measured):
   memory       bench_memory: optimizer state of three models; peak RSS of a
                transformer_big step per optimizer            -> docs/memory_*.png
   headroom     bench_batch_headroom: largest transformer_big batch within a memory budget
                                                               -> docs/batch_headroom.png
-  convergence  bench_convergence: transformer_small on Wesnoth en->fr, sweep then 2 seeds
-                                                              -> docs/convergence.png
+  convergence  bench_convergence: transformer_small on Wesnoth en->fr, six optimizers,
+               sweep at the full horizon, then a second seed  -> docs/convergence.png
+  speed        bench_memory_to_speed: SM3 at the largest batch within Adam's peak memory,
+               steps to Adam's loss                           -> docs/memory_to_speed.png
   step         bench_step: optimizer step time (the kernels benchmark)
 Each part writes docs/results/<part>.md with its command, the machine's load and its tables.
 
@@ -23,7 +25,7 @@ import argparse
 
 from benchmarks import docs_output, processes
 
-PARTS = ("memory", "headroom", "convergence", "step")
+PARTS = ("memory", "headroom", "convergence", "speed", "step")
 MEMORY_BATCH_TOKENS = 2048  # transformer_big's own batch_size hparam
 
 
@@ -44,6 +46,12 @@ def run_convergence():
     from benchmarks import bench_convergence
 
     bench_convergence.run(bench_convergence.parse_args([]))
+
+
+def run_speed():
+    from benchmarks import bench_memory_to_speed
+
+    bench_memory_to_speed.run(bench_memory_to_speed.parse_args([]))
 
 
 def run_step():
@@ -75,6 +83,8 @@ def main():
             run_headroom(shared_with_memory="memory" in parts)
         elif part == "convergence":
             run_convergence()
+        elif part == "speed":
+            run_speed()
         else:
             run_step()
         print(f"=== {part}: {stopwatch.summary()} ===", flush=True)

@@ -35,6 +35,10 @@ def _get(hparams, name, default):
 def make_learning_rate(hparams, total_steps=None):
     """The warm-up (and optional cool-down) schedule described by `hparams`."""
     cooldown = int(_get(hparams, "learning_rate_cooldown_steps", 0))
+    if cooldown and total_steps:
+        # A set's cool-down is sized for its usual run length; a shorter run (e.g. a smoke test
+        # of the demo set) cools down over all of its steps rather than failing.
+        cooldown = min(cooldown, int(total_steps))
     return schedules.WarmupSchedule(
         float(hparams.learning_rate),
         warmup_steps=int(_get(hparams, "learning_rate_warmup_steps", 0)),

@@ -182,3 +182,31 @@ def test_the_torch_worker_refuses_work_before_its_hello():
     assert [json.loads(line) for line in replies.getvalue().splitlines()] == [
         {"error": "'step' before a successful hello"}
     ]
+
+
+def test_convergence_trains_the_sm3_momentum_variants_through_hparams():
+    assert bench_convergence.convergence_names() == [
+        "adam",
+        "adagrad",
+        "adafactor",
+        "sm3",
+        "sm3_bf16",
+        "sm3_nomom",
+    ]
+    assert bench_convergence.trainer_settings("adam") == ("adam", "")
+    optimizer, overrides = bench_convergence.trainer_settings("sm3_bf16")
+    hparams = registry_set("transformer_small", f"optimizer={optimizer},{overrides}")
+    assert (
+        optimizers.make_optimizer(hparams).momentum_dtype == roster.make("sm3_bf16").momentum_dtype
+    )
+    optimizer, overrides = bench_convergence.trainer_settings("sm3_nomom")
+    hparams = registry_set("transformer_small", f"optimizer={optimizer},{overrides}")
+    assert optimizers.make_optimizer(hparams).momentum == roster.make("sm3_nomom").momentum == 0.0
+
+
+def registry_set(name, overrides):
+    from sm3_t2t import registry, transformer_hparams  # noqa: F401  (registers the sets)
+
+    hparams = registry.hparams_set(name)
+    hparams.parse(overrides)
+    return hparams

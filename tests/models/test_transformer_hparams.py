@@ -137,3 +137,15 @@ def test_bad_trainer_options_are_errors_naming_the_flag(field, value, message):
 def test_xla_with_mirrored_is_refused():
     with pytest.raises(ValueError, match="--xla"):
         _options(xla=True, strategy="mirrored").validate()
+
+
+def test_a_run_shorter_than_the_cooldown_cools_down_over_all_of_it():
+    hparams = registry.hparams_set("transformer_small")
+    hparams.parse("learning_rate_cooldown_steps=450")
+    schedule = optimizers.make_learning_rate(hparams, total_steps=150)
+    assert float(schedule(150)) == 0.0
+    assert float(schedule(125)) == pytest.approx(hparams.learning_rate / 6)  # (150 - 125) / 150
+    # Runs longer than the cool-down keep it as set: flat until the last 450 steps.
+    schedule = optimizers.make_learning_rate(hparams, total_steps=900)
+    assert float(schedule(450)) == pytest.approx(hparams.learning_rate)
+    assert float(schedule(675)) == pytest.approx(hparams.learning_rate / 2)
