@@ -27,8 +27,11 @@ case "$(basename "$wheel")" in
   *-none-any.whl) echo "wheel_check: a pure-Python wheel, without a kernel" >&2; exit 1 ;;
 esac
 tensorflow="$("$python" -c 'import tensorflow as tf; print(tf.version.VERSION)' 2>/dev/null)"
-libraries="$("$python" -m zipfile -l "$wheel" | grep -c "sm3_tf/_kernel_build/_sm3_ops-.*\.so" || true)"
-if [ "$libraries" != 1 ] || ! "$python" -m zipfile -l "$wheel" | grep -q "_sm3_ops-tf$tensorflow-"
+# The listing is read whole before grep looks at it: `grep -q` stops reading at its first match,
+# and under pipefail the listing's broken pipe would fail the stage.
+listing="$("$python" -m zipfile -l "$wheel")"
+libraries="$(grep -c "sm3_tf/_kernel_build/_sm3_ops-.*\.so" <<<"$listing" || true)"
+if [ "$libraries" != 1 ] || ! grep -q "_sm3_ops-tf$tensorflow-" <<<"$listing"
 then
   echo "wheel_check: want one kernel library, for TensorFlow $tensorflow; found $libraries" >&2
   exit 1
