@@ -27,9 +27,10 @@ shared with the baseline build. For that reason nothing here may be a template t
 depend on `M`, and this file includes nothing but step_params.h and the C library.
 
 Every element-wise loop runs in chunks of kLagBytes: the gradient, buffer and covers of chunk c
-are read while the weights of chunk c - 1 are updated from the steps kept in L1 (WeightLag), and
-the streams are prefetched kPrefetchBytes ahead (PrefetchStreams); both are memory-system
-measures, they change no arithmetic. The last partial packet of a run is copied into padded lane
+are read while the weights of chunk c - 1 are updated from the steps kept in L1 (WeightLag; SM3-II
+does so only where the weights sit near another stream, WeightsNeedLag, and otherwise updates each
+packet's weights in place), and the streams are prefetched kPrefetchBytes ahead
+(PrefetchStreams); both are memory-system measures, they change no arithmetic. The last partial packet of a run is copied into padded lane
 arrays and goes through the same packet function as the body, so every element sees exactly the
 same operations. The padding
 (gradient 0, cover -inf) gives nu = -inf, or nu = beta_2 * row_min without a cover: never above a
