@@ -30,9 +30,9 @@ Every element-wise loop runs in chunks of kLagBytes: the gradient, buffer and co
 are read while the weights of chunk c - 1 are updated from the steps kept in L1 (WeightLag; SM3-II
 does so only where the weights sit near another stream, WeightsNeedLag, and otherwise updates each
 packet's weights in place), and the streams are prefetched kPrefetchBytes ahead
-(PrefetchStreams); both are memory-system measures, they change no arithmetic. The last partial packet of a run is copied into padded lane
-arrays and goes through the same packet function as the body, so every element sees exactly the
-same operations. The padding
+(PrefetchStreams); both are memory-system measures, they change no arithmetic. The last partial
+packet of a run is copied into padded lane arrays and goes through the same packet function as the
+body, so every element sees exactly the same operations. The padding
 (gradient 0, cover -inf) gives nu = -inf, or nu = beta_2 * row_min without a cover: never above a
 real lane's nu, so no effect on any maximum; padded lanes are discarded.
 */
@@ -200,8 +200,8 @@ struct WeightLag {
 
 // The hardware prefetchers stop at page boundaries and keep too few lines in flight for the
 // loop's streams (a core then alternates between computing and waiting); asking for the lines
-// kPrefetchBytes ahead into L2 cut the loop's CPU time by a quarter, and 8 KiB ahead streamed
-// 5-15% faster than 4 KiB on a quiet machine (docs/kernels_benchmark.md).
+// kPrefetchBytes ahead into L2 cut the loop's CPU time by a quarter, and 8 KiB ahead streamed up
+// to 15% faster than 4 KiB on a quieter machine (docs/kernels_benchmark.md).
 constexpr int64_t kPrefetchBytes = 8192;
 
 template <class M, BufferType kBuffer>
@@ -354,17 +354,17 @@ typename M::Scalar CoveredIIOfBuffer(const StepParams<typename M::Scalar>& param
                                      const Run<typename M::Scalar>& run,
                                      const typename M::Scalar* cover,
                                      typename M::Scalar row_min, typename M::Scalar* cover_max) {
+  using C = typename M::Scalar;
   const bool lag = WeightsNeedLag<M>(run, params.weight_lag);
-  if (cover == nullptr) {
-    return lag ? CoveredIIRun<M, kBuffer, false, true, true>(params, run, cover, row_min, nullptr)
-               : CoveredIIRun<M, kBuffer, false, true, false>(params, run, cover, row_min, nullptr);
-  }
-  if (row_min != row_min) {
-    return lag ? CoveredIIRun<M, kBuffer, true, true, true>(params, run, cover, row_min, cover_max)
-               : CoveredIIRun<M, kBuffer, true, true, false>(params, run, cover, row_min, cover_max);
-  }
-  return lag ? CoveredIIRun<M, kBuffer, true, false, true>(params, run, cover, row_min, cover_max)
-             : CoveredIIRun<M, kBuffer, true, false, false>(params, run, cover, row_min, cover_max);
+  C (*const loop)(const StepParams<C>&, const Run<C>&, const C*, C, C*) =
+      cover == nullptr
+          ? (lag ? &CoveredIIRun<M, kBuffer, false, true, true>
+                 : &CoveredIIRun<M, kBuffer, false, true, false>)
+      : row_min != row_min ? (lag ? &CoveredIIRun<M, kBuffer, true, true, true>
+                                  : &CoveredIIRun<M, kBuffer, true, true, false>)
+                           : (lag ? &CoveredIIRun<M, kBuffer, true, false, true>
+                                  : &CoveredIIRun<M, kBuffer, true, false, false>);
+  return loop(params, run, cover, row_min, cover == nullptr ? nullptr : cover_max);
 }
 
 // SM3-II on a run: `cover` (nullable) is the last-axis cover at the run's columns, `row_min` the
