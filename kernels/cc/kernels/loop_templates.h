@@ -27,11 +27,12 @@ shared with the baseline build. For that reason nothing here may be a template t
 depend on `M`, and this file includes nothing but step_params.h and the C library.
 
 Every element-wise loop runs in chunks of kLagBytes: the gradient, buffer and covers of chunk c
-are read while the weights of chunk c - 1 are updated from the steps kept in L1 (WeightLag), and
-the streams are prefetched kPrefetchBytes ahead (PrefetchStreams); both are memory-system
-measures, they change no arithmetic. The last partial packet of a run is copied into padded lane
-arrays and goes through the same packet function as the body, so every element sees exactly the
-same operations. The padding
+are read while the weights of chunk c - 1 are updated from the steps kept in L1 (WeightLag; SM3-II
+does so only where the weights sit near another stream, WeightsNeedLag, and otherwise updates each
+packet's weights in place), and the streams are prefetched kPrefetchBytes ahead
+(PrefetchStreams); both are memory-system measures, they change no arithmetic. The last partial
+packet of a run is copied into padded lane arrays and goes through the same packet function as the
+body, so every element sees exactly the same operations. The padding
 (gradient 0, cover -inf) gives nu = -inf, or nu = beta_2 * row_min without a cover: never above a
 real lane's nu, so no effect on any maximum; padded lanes are discarded.
 */
@@ -137,6 +138,25 @@ struct Lanes {
 // chunk c is read: the weight stream is kLagBytes away from the gradient and buffer streams.
 constexpr int64_t kLagBytes = 2048;
 
+// The lag costs a store and a load of every step through L1 and splits the weight stream from
+// the others; where no other stream sits near the weights modulo 2 MiB (a bfloat16 buffer, no
+// buffer, a gradient placed elsewhere) the loop streamed faster without it
+// (docs/kernels_benchmark.md). So SM3-II's runs lag the weights only when the gradient or a
+// buffer of the weights' type is within 4 KiB of them modulo 2 MiB (WeightLagMode::kAuto).
+// Either way the arithmetic is the same.
+template <class M>
+bool WeightsNeedLag(const Run<typename M::Scalar>& run, WeightLagMode mode) {
+  if (mode != WeightLagMode::kAuto) return mode == WeightLagMode::kAlways;
+  constexpr uintptr_t kPeriod = uintptr_t{1} << 21, kNear = 4096;
+  auto near = [](const void* a, const void* b) {
+    const uintptr_t distance =
+        (reinterpret_cast<uintptr_t>(a) - reinterpret_cast<uintptr_t>(b)) & (kPeriod - 1);
+    return distance < kNear || distance > kPeriod - kNear;
+  };
+  return near(run.weight, run.grad) ||
+         (run.buffer_type == BufferType::kCompute && near(run.weight, run.buffer));
+}
+
 template <class M>
 struct WeightLag {
   using C = typename M::Scalar;
@@ -180,8 +200,9 @@ struct WeightLag {
 
 // The hardware prefetchers stop at page boundaries and keep too few lines in flight for the
 // loop's streams (a core then alternates between computing and waiting); asking for the lines
-// kPrefetchBytes ahead into L2 cut the loop's CPU time by a quarter (docs/kernels_benchmark.md).
-constexpr int64_t kPrefetchBytes = 4096;
+// kPrefetchBytes ahead into L2 cut the loop's CPU time by a quarter, and 8 KiB ahead streamed up
+// to 15% faster than 4 KiB on a quieter machine (docs/kernels_benchmark.md).
+constexpr int64_t kPrefetchBytes = 8192;
 
 template <class M, BufferType kBuffer>
 inline void PrefetchStreams(const Run<typename M::Scalar>& run, int64_t j) {
@@ -261,12 +282,15 @@ struct PaddedTail {
 
 // SM3-II at columns [j, j + kWidth): nu from the covers, its running maxima, the buffer; the
 // step goes to step + s.
-template <class M, BufferType kBuffer, bool kCover, bool kNanRowMin>
+// With kDirect the weights at j are updated here (w -= lr * step, as WeightLag does) instead.
+template <class M, BufferType kBuffer, bool kCover, bool kNanRowMin, bool kDirect = false>
 inline void CoveredIIPacket(const Lanes<M>& k, const Run<typename M::Scalar>& run, int64_t j,
                             typename M::V row_min, const typename M::Scalar* cover,
                             typename M::Scalar* cover_max, typename M::V* row_max,
                             typename M::Scalar* step, int64_t s) {
   using V = typename M::V;
+  V w;
+  if constexpr (kDirect) w = M::Load(run.weight + j);
   const V g = M::Load(run.grad + j);
   // minps returns its second operand when either is NaN: with no NaN row_min, the cover's NaN
   // comes through; a NaN row_min needs the full NaN-propagating Min.
@@ -278,10 +302,16 @@ inline void CoveredIIPacket(const Lanes<M>& k, const Run<typename M::Scalar>& ru
   const V nu = k.DecayedPlusSquare(smallest, g);
   if constexpr (kCover) M::Store(cover_max + j, M::Max(M::Load(cover_max + j), nu));
   *row_max = M::Max(*row_max, nu);
-  M::Store(step + s, StepLanes<M, kBuffer>(k, g, nu, run.buffer, j));
+  const V step_lanes = StepLanes<M, kBuffer>(k, g, nu, run.buffer, j);
+  if constexpr (kDirect) {
+    M::Store(run.weight + j, M::NegMulAdd(k.lr, step_lanes, w));
+  } else {
+    M::Store(step + s, step_lanes);
+  }
 }
 
-template <class M, BufferType kBuffer, bool kCover, bool kNanRowMin>
+// kLag: the weights follow one chunk behind (WeightLag); else each packet updates its own.
+template <class M, BufferType kBuffer, bool kCover, bool kNanRowMin, bool kLag>
 typename M::Scalar CoveredIIRun(const StepParams<typename M::Scalar>& params,
                                 const Run<typename M::Scalar>& source,
                                 const typename M::Scalar* cover, typename M::Scalar row_min,
@@ -302,16 +332,18 @@ typename M::Scalar CoveredIIRun(const StepParams<typename M::Scalar>& params,
     int64_t j = begin;
     for (; j + M::kWidth <= end; j += M::kWidth) {
       PrefetchStreams<M, kBuffer>(run, j);
-      CoveredIIPacket<M, kBuffer, kCover, kNanRowMin>(k, run, j, row_min_lanes, cover,
-                                                      cover_max, &row_max, step, j - begin);
+      CoveredIIPacket<M, kBuffer, kCover, kNanRowMin, !kLag>(
+          k, run, j, row_min_lanes, cover, cover_max, &row_max, step, j - begin);
     }
     if (j < end) {
       PaddedTail<M, kBuffer> tail(run, j, end - j, cover, cover_max, -M::Infinity());
       CoveredIIPacket<M, kTailBuffer<kBuffer>, kCover, kNanRowMin>(
           k, tail.run, 0, row_min_lanes, tail.cover, tail.cover_max, &row_max, tail.steps, 0);
-      tail.WriteBack(run, j, step + (j - begin), nullptr, cover_max);
+      // Without the lag only the tail's weights wait, for the lag's own padded packet.
+      tail.WriteBack(run, j, kLag ? step + (j - begin) : lag.Steps(j), nullptr, cover_max);
+      if constexpr (!kLag) lag.Advance(k, run.weight, j, end - j);
     }
-    lag.Advance(k, run.weight, begin, end - begin);
+    if constexpr (kLag) lag.Advance(k, run.weight, begin, end - begin);
   }
   lag.Finish(k, run.weight);
   return M::ReduceMax(row_max);
@@ -322,12 +354,17 @@ typename M::Scalar CoveredIIOfBuffer(const StepParams<typename M::Scalar>& param
                                      const Run<typename M::Scalar>& run,
                                      const typename M::Scalar* cover,
                                      typename M::Scalar row_min, typename M::Scalar* cover_max) {
-  if (cover == nullptr) {
-    return CoveredIIRun<M, kBuffer, false, true>(params, run, cover, row_min, nullptr);
-  }
-  return row_min != row_min
-             ? CoveredIIRun<M, kBuffer, true, true>(params, run, cover, row_min, cover_max)
-             : CoveredIIRun<M, kBuffer, true, false>(params, run, cover, row_min, cover_max);
+  using C = typename M::Scalar;
+  const bool lag = WeightsNeedLag<M>(run, params.weight_lag);
+  C (*const loop)(const StepParams<C>&, const Run<C>&, const C*, C, C*) =
+      cover == nullptr
+          ? (lag ? &CoveredIIRun<M, kBuffer, false, true, true>
+                 : &CoveredIIRun<M, kBuffer, false, true, false>)
+      : row_min != row_min ? (lag ? &CoveredIIRun<M, kBuffer, true, true, true>
+                                  : &CoveredIIRun<M, kBuffer, true, true, false>)
+                           : (lag ? &CoveredIIRun<M, kBuffer, true, false, true>
+                                  : &CoveredIIRun<M, kBuffer, true, false, false>);
+  return loop(params, run, cover, row_min, cover == nullptr ? nullptr : cover_max);
 }
 
 // SM3-II on a run: `cover` (nullable) is the last-axis cover at the run's columns, `row_min` the

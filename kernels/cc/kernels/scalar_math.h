@@ -2,6 +2,8 @@
 #ifndef SM3_TF_KERNELS_SCALAR_MATH_H_
 #define SM3_TF_KERNELS_SCALAR_MATH_H_
 
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "step_params.h"
@@ -12,6 +14,15 @@ template <typename C>
 constexpr C kMinusInfinity = -std::numeric_limits<C>::infinity();
 template <typename C>
 constexpr C kPlusInfinity = std::numeric_limits<C>::infinity();
+
+// $SM3_TF_WEIGHT_LAG (see WeightLagMode); read once per pass, like SM3_TF_KERNEL_ISA.
+inline WeightLagMode WeightLagModeFromEnvironment() {
+  const char* mode = std::getenv("SM3_TF_WEIGHT_LAG");
+  if (mode == nullptr) return WeightLagMode::kAuto;
+  if (std::strcmp(mode, "always") == 0) return WeightLagMode::kAlways;
+  if (std::strcmp(mode, "never") == 0) return WeightLagMode::kNever;
+  return WeightLagMode::kAuto;
+}
 
 // Builds StepParams<C> from the double-precision inputs exactly as the Python side rounds them:
 // tf_step converts Python floats to C when it meets a C tensor, and computes 1 - beta_2 in Python.
@@ -27,6 +38,7 @@ StepParams<C> MakeStepParams(double lr, double momentum, double beta_2, double e
   params.epsilon = static_cast<C>(epsilon);
   params.decays = beta_2 != 1.0;
   params.has_momentum = has_momentum;
+  params.weight_lag = WeightLagModeFromEnvironment();
   return params;
 }
 

@@ -11,6 +11,11 @@ linker would be free to pick an AVX-512 copy for a CPU without it).
 
 namespace sm3 {
 
+// Whether SM3-II's loops run the weight stream behind the others (loop_templates.h, WeightLag):
+// where the weights sit near another stream (kAuto), or always / never
+// ($SM3_TF_WEIGHT_LAG=always|never: the tests run both ways; the results are the same).
+enum class WeightLagMode { kAuto, kAlways, kNever };
+
 // The hyper-parameters of one step in the compute type C (float or double); see scalar_math.h.
 template <typename C>
 struct StepParams {
@@ -22,6 +27,7 @@ struct StepParams {
   C epsilon;
   bool decays;        // beta_2 != 1: the past is multiplied by beta_2
   bool has_momentum;  // a momentum buffer is read and written
+  WeightLagMode weight_lag = WeightLagMode::kAuto;
 };
 
 // How a run's momentum buffer is stored. The loops read and write it in that type and compute in
