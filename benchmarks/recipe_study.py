@@ -243,6 +243,65 @@ config("d0.1_cd450", hparams=f"{DROPOUT},learning_rate_cooldown_steps=450")
 config("d0.1_v4k_cd450", hparams=f"{DROPOUT},learning_rate_cooldown_steps=450", vocab=4000)
 
 
+# The demo recipe (issue 16 item 2): 1000 steps of 2048 tokens are ~8 minutes of the idle
+# machine (0.48 s/step), which with data, start-up and evaluation fits in 10 minutes.
+DEMO = dict(steps=1000, eval_every=250)
+config("d1k_lr0.2_cd500", learning_rate=0.2, hparams="learning_rate_cooldown_steps=500", **DEMO)
+# Adam at the same budget, as a yardstick: is the limit SM3's recipe or the budget?
+config(
+    "d1k_adam_lr0.003_cd500",
+    optimizer="adam",
+    learning_rate=0.003,
+    hparams="learning_rate_cooldown_steps=500",
+    **DEMO,
+)
+
+# A forgetting accumulator (what makes Adafactor lead, docs/recipes.md): at step ~300 an EMA
+# with beta_2 = 0.999 holds ~1/1000 of the running sum, so its steps are ~30x larger at the same
+# rate; lr 0.003 matches the running sum at 0.1 early and keeps larger steps later.
+config(
+    "d1k_b2_0.999_lr0.003_cd500",
+    learning_rate=0.003,
+    hparams="optimizer_sm3_beta2=0.999,learning_rate_cooldown_steps=500",
+    **DEMO,
+)
+
+# The vocabulary without dropout: an epoch is ~165 steps of 2048 tokens, so 1000 steps are ~6
+# passes over 19k pairs, and 8k pieces leave many embedding rows with few updates.
+config("d1k_v4k_lr0.1_cd500", hparams="learning_rate_cooldown_steps=500", vocab=4000, **DEMO)
+
+config(
+    "d1k_b2_0.999_lr0.006_cd500",
+    learning_rate=0.006,
+    hparams="optimizer_sm3_beta2=0.999,learning_rate_cooldown_steps=500",
+    **DEMO,
+)
+# Linear decay over the whole run after the warm-up, and half the batch for ~1.8x the steps in
+# the same time (a 1024-token step costs ~0.55x a 2048-token one).
+BETA2 = "optimizer_sm3_beta2=0.999"
+config(
+    "d1k_b2_0.999_lr0.003_cd900",
+    learning_rate=0.003,
+    hparams=f"{BETA2},learning_rate_cooldown_steps=900",
+    **DEMO,
+)
+config(
+    "d1800_b1024_b2_0.999_lr0.003_cd900",
+    learning_rate=0.003,
+    steps=1800,
+    batch_size=1024,
+    eval_every=450,
+    hparams=f"{BETA2},learning_rate_cooldown_steps=900",
+)
+
+config(
+    "d1k_b2_0.999_lr0.0045_cd500",
+    learning_rate=0.0045,
+    hparams=f"{BETA2},learning_rate_cooldown_steps=500",
+    **DEMO,
+)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["run", "table", "list"])

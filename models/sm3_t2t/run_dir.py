@@ -148,7 +148,8 @@ def checkpoint_steps(output_dir):
     if state is None:
         return {}
     found = {}
-    for path in state.all_model_checkpoint_paths:
-        prefix = path if os.path.isabs(path) or "://" in path else os.path.join(output_dir, path)
+    # get_checkpoint_state already joins relative names onto `output_dir` (relative or not);
+    # joining again would turn output/run/ckpt-6 into output/run/output/run/ckpt-6.
+    for prefix in state.all_model_checkpoint_paths:
         found[int(prefix.rsplit("-", 1)[1])] = prefix
     return dict(sorted(found.items()))

@@ -253,3 +253,15 @@ def test_kill_9_during_a_checkpoint_save_keeps_the_previous_one_and_is_cleaned_u
 
 def _json(options):
     return json.dumps(dataclasses.asdict(options))
+
+
+def test_a_relative_output_dir_resumes_and_decodes(copy, monkeypatch):
+    # `make demo` passes --output_dir=output/demo_enfr_wesnoth: a path relative to the working
+    # directory, whose checkpoints must read back as intact (not as "ckpt-6.index is missing").
+    parent, name = os.path.split(copy.output_dir)
+    monkeypatch.chdir(parent)
+    relative = dataclasses.replace(copy, output_dir=name)
+
+    assert sorted(run_dir.checkpoint_steps(name)) == [2, 4, 6]
+    assert decoder.load_trained(name).step == 6
+    assert trainer.train(relative).step == 8

@@ -1,5 +1,8 @@
 """Tests of the transformer_* hparams sets and of --hparams overrides."""
 
+import pathlib
+import re
+
 import keras
 import pytest
 
@@ -11,7 +14,14 @@ from sm3_t2t import (
 )
 from sm3_tf import SM3
 
-SETS = ("transformer_tiny", "transformer_small", "transformer_base", "transformer_big")
+SETS = (
+    "transformer_tiny",
+    "transformer_small",
+    "transformer_demo",
+    "transformer_base",
+    "transformer_big",
+)
+MAKEFILE = pathlib.Path(__file__).resolve().parents[2] / "Makefile"
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -149,3 +159,37 @@ def test_a_run_shorter_than_the_cooldown_cools_down_over_all_of_it():
     schedule = optimizers.make_learning_rate(hparams, total_steps=900)
     assert float(schedule(450)) == pytest.approx(hparams.learning_rate)
     assert float(schedule(675)) == pytest.approx(hparams.learning_rate / 2)
+
+
+def test_the_demo_set_is_transformer_small_with_the_sm3_recipe():
+    demo = registry.hparams_set("transformer_demo")
+    small = registry.hparams_set("transformer_small")
+    recipe = {"optimizer_sm3_beta2", "learning_rate", "learning_rate_cooldown_steps"}
+    # The same model, data and warm-up: only the recipe's fields differ.
+    assert {k: v for k, v in demo.values().items() if k not in recipe} == {
+        k: v for k, v in small.values().items() if k not in recipe
+    }
+    optimizer = optimizers.make_optimizer(demo, total_steps=transformer_hparams.DEMO_TRAIN_STEPS)
+    assert isinstance(optimizer, SM3)  # the demo is SM3's
+    assert optimizer.beta_2 == pytest.approx(0.999) and optimizer.momentum == pytest.approx(0.9)
+
+
+def test_the_demo_schedule_warms_up_holds_and_cools_down_to_zero_at_its_last_step():
+    demo = registry.hparams_set("transformer_demo")
+    steps = transformer_hparams.DEMO_TRAIN_STEPS
+    schedule = optimizers.make_learning_rate(demo, total_steps=steps)
+    peak = demo.learning_rate
+    assert float(schedule(demo.learning_rate_warmup_steps // 2)) == pytest.approx(peak / 4)
+    assert float(schedule(steps - demo.learning_rate_cooldown_steps)) == pytest.approx(peak)
+    assert float(schedule(steps - demo.learning_rate_cooldown_steps // 2)) == pytest.approx(
+        peak / 2
+    )
+    assert float(schedule(steps)) == 0.0
+
+
+def test_make_demo_trains_the_demo_set_for_its_step_count():
+    text = MAKEFILE.read_text(encoding="utf-8")
+    demo = re.search(r"^demo:.*?(?=^\S)", text, re.S | re.M).group(0)
+    assert "--hparams_set=transformer_demo" in demo
+    default_steps = re.search(r"TRAIN_STEPS:-(\d+)", demo).group(1)
+    assert int(default_steps) == transformer_hparams.DEMO_TRAIN_STEPS
