@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -66,14 +67,23 @@ def keras_optimizer(name):
 
     import sm3_tf
 
-    if name.endswith(("keras_adam", "keras_adam_xla")):
+    name = name.removesuffix("_xla")  # the same optimizer, compiled by the caller
+    if name.endswith("keras_adam"):
         return keras.optimizers.Adam(learning_rate=1e-3)
     if name == "keras_adafactor":
         return keras.optimizers.Adafactor(learning_rate=1e-3)
-    name = name.removesuffix("_xla")
     momentum_dtype = "bfloat16" if name.endswith("bf16") else None
     momentum = 0.0 if name.endswith("no_momentum") else 0.9
     return sm3_tf.SM3(learning_rate=0.1, momentum=momentum, momentum_dtype=momentum_dtype)
+
+
+def _state_variables(optimizer):
+    """The optimizer's state: its variables but the step counter and other scalars."""
+    import math
+
+    return [
+        v for v in optimizer.variables if v is not optimizer.iterations and math.prod(v.shape) > 1
+    ]
 
 
 def _timed(step, wait, warmup, steps):
@@ -112,10 +122,8 @@ def measure_jax(contender, shapes, warmup, steps):
         optimizer = keras_optimizer(contender)
         variables = [keras.Variable(p) for p in params]
         optimizer.build(variables)
-        counters = {id(optimizer.iterations)}
         state = [v.value for v in optimizer.variables]
-        state_leaves = [v.value for v in optimizer.variables if id(v) not in counters]
-        state_leaves = [x for x in state_leaves if x.size > 1]
+        state_leaves = [v.value for v in _state_variables(optimizer)]
         params = [v.value for v in variables]
 
         def apply(params, state, grads):
@@ -169,9 +177,7 @@ def measure_torch(contender, shapes, warmup, steps):
         optimizer = keras_optimizer(contender)
         variables = [keras.Variable(p) for p in params]
         optimizer.build(variables)
-        counters = {id(optimizer.iterations)}
-        state = [v.value for v in optimizer.variables if id(v) not in counters]
-        state = [t for t in state if t.numel() > 1]
+        state = [v.value for v in _state_variables(optimizer)]
 
         def step():
             optimizer.apply(grads, variables)
@@ -203,9 +209,7 @@ def measure_tf(contender, shapes, warmup, steps):
         grads = [generator.normal(s) * 1e-3 for s in shapes]
         optimizer = keras_optimizer(contender)
         optimizer.build(variables)
-        counters = {id(optimizer.iterations)}
-        state = [v for v in optimizer.variables if id(v) not in counters]
-        state = [v for v in state if int(tf.size(v)) > 1]
+        state = _state_variables(optimizer)
 
         @tf.function(jit_compile=contender.endswith("_xla"))
         def apply():
@@ -373,9 +377,13 @@ def tables(raw):
 def render(path):
     from benchmarks import docs_output
 
-    with open(path) as f:
-        raw = json.load(f)
-    machine = raw["machine"]
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+        machine = raw["machine"]
+        raw["results"], raw["failures"]  # noqa: B018  (present before anything is written)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"--render {path}: not a gpu_step_raw.json ({error!r})") from None
     versions = {k: v for r in raw["results"] for k, v in r["versions"].items()}
     notes = [
         f"Measured on {machine['gpu']} ({machine['cpu_count']} CPU cores, Python "
@@ -428,6 +436,13 @@ def main(argv=None):
     for name in args.contenders:
         if name not in CONTENDERS:
             parser.error(f"--contenders: unknown {name!r}; known: {', '.join(CONTENDERS)}")
+    for name in args.workloads:
+        if name not in WORKLOADS and not re.fullmatch(r"[1-9][0-9]*x[1-9][0-9]*", name):
+            parser.error(
+                f"--workloads: {name!r} is neither {' nor '.join(WORKLOADS)} nor ROWSxCOLUMNS"
+            )
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be >= 1 and --warmup >= 0")
     return run_all(args)
 
 
