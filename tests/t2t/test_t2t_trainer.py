@@ -60,9 +60,11 @@ def t2t_trainer(workdir, train_steps, *flags):
 def test_t2t_trainer_trains_with_sm3_and_resumes_from_its_checkpoint(tmp_path):
     losses, _ = t2t_trainer(tmp_path, 60, "--generate_data")
     steps = sorted(losses)
-    assert steps[0] == 1 and steps[-1] >= 50, losses
+    # The first log line says step 1, or step 0 when the logging hook reads the global step
+    # before the first update has incremented it (seen on a loaded machine).
+    assert steps[0] in (0, 1) and steps[-1] >= 50, losses
     assert all(math.isfinite(loss) for loss in losses.values()), losses
-    assert losses[steps[-1]] < 0.5 * losses[1], losses  # ~2.6 at the start on this problem
+    assert losses[steps[-1]] < 0.5 * losses[steps[0]], losses  # ~2.6 at the start here
 
     checkpoint = str(tmp_path / "train" / "model.ckpt-60")
     slots = [name for name, _ in tf.train.list_variables(checkpoint) if "/SM3" in name]
@@ -75,6 +77,7 @@ def test_t2t_trainer_trains_with_sm3_and_resumes_from_its_checkpoint(tmp_path):
 
     resumed, log = t2t_trainer(tmp_path, 90)
     assert f"Restoring parameters from {checkpoint}" in log
-    assert min(resumed) == 61, resumed  # the step after the checkpoint, not step 1
-    assert resumed[61] < 0.5 * losses[1], resumed  # the trained weights, not fresh ones
+    first = min(resumed)
+    assert first in (60, 61), resumed  # from the checkpoint's step (same race as above), not 1
+    assert resumed[first] < 0.5 * losses[steps[0]], resumed  # the trained weights, not fresh ones
     assert tf.train.latest_checkpoint(str(tmp_path / "train")).endswith("model.ckpt-90")
