@@ -48,7 +48,7 @@ HORIZON = 900
 # Two rates a factor 2-3 apart per optimizer, at the best rates of docs/recipes.md's 1000-step
 # runs (SM3 with beta_2 0.999 and Adam at 0.003; SM3 at 0.0045 collapsed there, so the second
 # rate is below) and of the earlier 80-step sweep for the others (docs/benchmarks.md). Two, not
-# three: 18 runs of 900 steps are ~2.3 h of this 2-core machine. Every best is at an edge of a
+# three: 18 runs of 900 steps took 2.1 h of this 2-core machine. Every best is at an edge of a
 # two-rate grid; docs/benchmarks.md says what lies beyond it.
 LEARNING_RATES = {
     "sm3": (0.0015, 0.003),

@@ -4,7 +4,7 @@
     python -m benchmarks.run_all --only memory        # one part (repeatable: --only a --only b)
 
 Parts (each under 30 minutes on an otherwise idle 2-core machine except convergence, which
-trains 18 runs of 900 steps, about 2.3 hours; see docs/benchmarks.md for the times measured):
+trains 18 runs of 900 steps, 2.1 hours measured; see docs/benchmarks.md for the times measured):
   memory       bench_memory: optimizer state of three models; peak RSS of a
                transformer_big step per optimizer            -> docs/memory_*.png
   headroom     bench_batch_headroom: largest transformer_big batch within a memory budget
