@@ -468,6 +468,41 @@ def replot(name):
     print(f"wrote {path} from docs/results/{name}.json")
 
 
+def optimizer_rates(text):
+    """{optimizer: (rate, ...)} of 'sm3=0.1:0.3,adam=0.003' (an argparse `type`)."""
+    rates = {}
+    for item in filter(None, text.split(",")):
+        name, _, values = item.partition("=")
+        if name not in convergence_names():
+            raise argparse.ArgumentTypeError(
+                f"unknown optimizer {name!r}; known: {', '.join(convergence_names())}"
+            )
+        try:
+            rates[name] = tuple(float(value) for value in values.split(":"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not NAME=RATE[:RATE...]") from None
+        if not all(rate > 0 for rate in rates[name]):
+            raise argparse.ArgumentTypeError(f"rates must be positive, got {item!r}")
+    return rates
+
+
+def one_rate_each(text):
+    """{optimizer: rate} of 'sm3=0.2,adam=0.001' (an argparse `type`)."""
+    rates = optimizer_rates(text)
+    if any(len(values) != 1 for values in rates.values()):
+        raise argparse.ArgumentTypeError(f"one rate per optimizer, got {text!r}")
+    return {name: values[0] for name, values in rates.items()}
+
+
+def seed_list(text):
+    """[seed, ...] of '1,2' (an argparse `type`)."""
+    try:
+        seeds = [int(seed) for seed in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"integers separated by commas, got {text!r}") from None
+    return seeds
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--optimizers", default=",".join(convergence_names()))
@@ -480,7 +515,7 @@ def parse_args(argv=None):
         default="learning_rate_cooldown_steps=450",
         help="overrides shared by every run (the schedule of docs/recipes.md's runs)",
     )
-    parser.add_argument("--seeds", default="1,2")
+    parser.add_argument("--seeds", type=seed_list, default="1,2")
     parser.add_argument("--hparams_set", default=HPARAMS_SET)
     parser.add_argument(
         "--batch_size", type=int, default=0, help="tokens per batch (0: the set's own)"
@@ -490,12 +525,16 @@ def parse_args(argv=None):
     )
     parser.add_argument(
         "--grid",
+        type=optimizer_rates,
         default="",
         help="sweep these rates instead of LEARNING_RATES, e.g. 'sm3=0.1:0.3,adam=0.003'",
     )
     parser.add_argument("--bleu_samples", type=int, default=100)
     parser.add_argument(
-        "--rates", default="", help="skip the sweep and use these rates, e.g. 'sm3=0.2,adam=0.001'"
+        "--rates",
+        type=one_rate_each,
+        default="",
+        help="skip the sweep and use these rates, e.g. 'sm3=0.2,adam=0.001'",
     )
     parser.add_argument(
         "--name",
@@ -518,18 +557,15 @@ def parse_args(argv=None):
         help="only draw docs/<name>.png again, from docs/results/<name>.json (no training)",
     )
     args = parser.parse_args(argv)
+    for flag in ("train_steps", "eval_every", "parallel"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag} must be at least 1, got {getattr(args, flag)}")
+    if args.bleu_samples < 0:
+        parser.error(f"--bleu_samples must be at least 0, got {args.bleu_samples}")
     args.optimizers = [o for o in args.optimizers.split(",") if o]
-    args.seeds = [int(s) for s in args.seeds.split(",")]
-    args.rates = {
-        o: float(lr) for o, lr in (item.split("=") for item in args.rates.split(",") if item)
-    }
     if args.rates:
         args.optimizers = list(args.rates)
-    grid = dict(LEARNING_RATES)
-    for item in filter(None, args.grid.split(",")):
-        name, rates = item.split("=")
-        grid[name] = tuple(float(rate) for rate in rates.split(":"))
-    args.grid = grid
+    args.grid = {**LEARNING_RATES, **args.grid}
     for o in args.optimizers:
         if o not in convergence_names():
             parser.error(f"unknown optimizer {o!r}; known: {', '.join(convergence_names())}")

@@ -73,12 +73,16 @@ def read_results(name, with_provenance=False):
 
     Raises:
       FileNotFoundError: naming the file, when the benchmark has not been run.
+      ValueError: naming the file, when it is empty or not JSON (truncated, damaged).
     """
     path = os.path.join(RESULTS_DIR, f"{name}.json")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} not found: run the benchmark once before --replot")
     with open(path, encoding="utf-8") as results:
-        raw = json.load(results)
+        try:
+            raw = json.load(results)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is empty or damaged, not JSON: {error}") from None
     if not with_provenance:
         raw.pop(PROVENANCE_KEY, None)
     return raw

@@ -210,3 +210,43 @@ def registry_set(name, overrides):
     hparams = registry.hparams_set(name)
     hparams.parse(overrides)
     return hparams
+
+
+@pytest.mark.parametrize(
+    "flag, named",
+    [
+        ("--grid=sm3=0.1:x", "--grid"),
+        ("--grid=sm4=0.1", "--grid"),
+        ("--grid=adam=-1", "--grid"),
+        ("--rates=sm3=0.1:0.2", "--rates"),
+        ("--seeds=1,x", "--seeds"),
+        ("--train_steps=0", "--train_steps"),
+        ("--parallel=0", "--parallel"),
+    ],
+)
+def test_convergence_names_a_bad_flag_before_it_runs_anything(flag, named, capsys):
+    with pytest.raises(SystemExit):
+        bench_convergence.parse_args([flag])
+    assert named in capsys.readouterr().err
+
+
+def test_convergence_flags_parse_to_rates_and_seeds():
+    args = bench_convergence.parse_args(["--rates=sm3=0.001,adam=0.0005", "--seeds=1"])
+    assert (args.rates, args.optimizers, args.seeds) == (
+        {"sm3": 0.001, "adam": 0.0005},
+        ["sm3", "adam"],
+        [1],
+    )
+    args = bench_convergence.parse_args(["--grid=sm3=0.1:0.3"])
+    assert args.grid == {**bench_convergence.LEARNING_RATES, "sm3": (0.1, 0.3)}
+    assert args.seeds == [1, 2] and args.rates == {}
+
+
+@pytest.mark.parametrize("text", ["", '{"sweep": {'])
+def test_replot_names_an_empty_or_damaged_results_file(text, monkeypatch, tmp_path):
+    monkeypatch.setattr(docs_output, "RESULTS_DIR", str(tmp_path))
+    monkeypatch.setattr(docs_output, "figure_path", lambda name: str(tmp_path / f"{name}.png"))
+    (tmp_path / "convergence.json").write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match="convergence.json is empty or damaged"):
+        bench_convergence.replot("convergence")
+    assert not (tmp_path / "convergence.png").exists()
