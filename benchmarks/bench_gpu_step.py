@@ -22,6 +22,7 @@ installed) writes the tables with the project's provenance.
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -79,8 +80,6 @@ def keras_optimizer(name):
 
 def _state_variables(optimizer):
     """The optimizer's state: its variables but the step counter and other scalars."""
-    import math
-
     return [
         v for v in optimizer.variables if v is not optimizer.iterations and math.prod(v.shape) > 1
     ]
@@ -374,16 +373,9 @@ def tables(raw):
     return out
 
 
-def render(path):
-    from benchmarks import docs_output
-
-    try:
-        with open(path) as f:
-            raw = json.load(f)
-        machine = raw["machine"]
-        raw["results"], raw["failures"]  # noqa: B018  (present before anything is written)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise SystemExit(f"--render {path}: not a gpu_step_raw.json ({error!r})") from None
+def render_notes(raw):
+    """The lines under the tables: where and with what the raw results were measured."""
+    machine = raw["machine"]
     versions = {k: v for r in raw["results"] for k, v in r["versions"].items()}
     notes = [
         f"Measured on {machine['gpu']} ({machine['cpu_count']} CPU cores, Python "
@@ -407,8 +399,24 @@ def render(path):
             "",
             "Failed: " + ", ".join(f"{x['contender']} on {x['workload']}" for x in raw["failures"]),
         ]
+    return notes
+
+
+def render(path):
+    from benchmarks import docs_output
+
+    # Everything is read and formatted before anything is written, so a missing, empty or
+    # damaged file (or a result without its fields) leaves docs/ as it was.
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+        body, notes = tables(raw), render_notes(raw)
+    except (OSError, ValueError, KeyError, TypeError, statistics.StatisticsError) as error:
+        raise SystemExit(f"--render {path}: not a gpu_step_raw.json ({error!r})") from None
+    if not body:
+        raise SystemExit(f"--render {path}: no result of a known contender and workload")
     docs_output.publish(
-        "gpu_step", "One optimizer step on a GPU", tables(raw), raw, docs_output.Stopwatch(), notes
+        "gpu_step", "One optimizer step on a GPU", body, raw, docs_output.Stopwatch(), notes
     )
 
 
