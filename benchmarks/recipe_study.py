@@ -302,6 +302,20 @@ config(
 )
 
 
+# The demo recipe's seeds (lr 0.003 scored BLEU 12.86-13.29 at its seed 1234 but 9.52 at seed 1)
+# against two lower rates: bench_convergence found 0.0015 better than 0.003 at 900 steps, seed 1.
+for _seed in (1, 1234, 2):
+    for _rate in (0.0015, 0.002):
+        config(
+            f"demo_lr{_rate}_s{_seed}",
+            learning_rate=_rate,
+            seed=_seed,
+            hparams_set="transformer_demo",
+            **DEMO,
+        )
+config("demo_lr0.003_s2", learning_rate=0.003, seed=2, hparams_set="transformer_demo", **DEMO)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["run", "table", "list"])
