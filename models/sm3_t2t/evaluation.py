@@ -52,12 +52,23 @@ def loss_and_accuracy(run, max_length=0):
     return loss_sum / weight, correct / weight
 
 
+def spread_indices(total, count):
+    """`count` indices of `range(total)` evenly spread: the middle of each of `count` equal parts
+    (all of them when `count >= total`)."""
+    count = min(count, total)
+    return [(2 * k + 1) * total // (2 * count) for k in range(count)]
+
+
 def evaluate(run):
     """Evaluates a `TrainingRun` on the test split; prints and returns results.
 
     Reports loss and token accuracy (teacher forcing), then translates up to
     `eval_bleu_samples` test sources with beam search and scores them with
-    sacrebleu. The chief writes `eval` summaries and `eval_results.json`.
+    sacrebleu. `num_samples_to_print` sample translations follow, taken evenly
+    over the whole test split (`spread_indices`), not from its start: the split's
+    first lines say little about the rest (a corpus in alphabetical order opens
+    with its short titles). The chief writes `eval` summaries and
+    `eval_results.json`.
     """
     options = run.options
     limit = input_pipeline.max_input_length(run.hparams)
@@ -71,21 +82,25 @@ def evaluate(run):
     print(
         f"eval on the test split at step {run.step}: loss = {loss:.4f}, accuracy = {accuracy:.4f}"
     )
-    pairs = run.problem.text_pairs(problems.TEST, options.data_dir)
-    if options.eval_bleu_samples:
-        pairs = pairs[: options.eval_bleu_samples]
+    test_pairs = run.problem.text_pairs(problems.TEST, options.data_dir)
+    pairs = test_pairs[: options.eval_bleu_samples or None]
     sources = [source for source, _ in pairs]
     references = [reference for _, reference in pairs]
+    lines = spread_indices(len(test_pairs), options.num_samples_to_print)
+    samples = [test_pairs[line] for line in lines]
     truncated = []
-    hypotheses = decoder.translate_texts(
+    # The samples go through the same call, so they share its batches (and traced shapes).
+    translations = decoder.translate_texts(
         run.model,
         run.encoders,
-        sources,
+        sources + [source for source, _ in samples],
         beam_size=options.eval_beam_size,
         alpha=options.eval_alpha,
         max_input_length=limit,
         on_truncated=truncated.extend,
     )
+    hypotheses = translations[: len(sources)]
+    truncated = [entry for entry in truncated if entry[0] < len(sources)]
     if truncated:
         print("eval: " + decoder.describe_truncated(truncated, len(sources), limit, "test pair"))
     bleu = metrics.bleu(hypotheses, references)
@@ -93,10 +108,15 @@ def evaluate(run):
         f"BLEU = {bleu:.2f} ({len(pairs)} test sentences, beam "
         f"{options.eval_beam_size}, alpha {options.eval_alpha})"
     )
-    for source, reference, hypothesis in list(zip(sources, references, hypotheses))[
-        : options.num_samples_to_print
-    ]:
-        print(f"  source:      {source}\n  reference:   {reference}\n  translation: {hypothesis}")
+    if samples:
+        print(
+            f"samples: test lines {', '.join(str(line + 1) for line in lines)} of "
+            f"{len(test_pairs)}, evenly spread:"
+        )
+        for (source, reference), hypothesis in zip(samples, translations[len(sources) :]):
+            print(f"  source:      {source}")
+            print(f"  reference:   {reference}")
+            print(f"  translation: {hypothesis}")
     results = {
         "step": run.step,
         "loss": loss,

@@ -111,6 +111,28 @@ def test_evaluate_reports_loss_accuracy_and_bleu(options, first_run, capsys):
         assert json.load(f) == results
 
 
+def test_evaluate_prints_samples_spread_over_the_test_split(options, first_run, capsys):
+    pairs = first_run.problem.text_pairs("test", options.data_dir)
+    assert len(pairs) > 3 * options.num_samples_to_print
+    evaluation.evaluate(first_run)
+    output = capsys.readouterr().out
+    printed = [
+        line.split("source:", 1)[1].strip() for line in output.splitlines() if "source:" in line
+    ]
+    # The middles of three equal parts, not the split's first lines.
+    n = len(pairs)
+    assert printed == [pairs[n // 6][0], pairs[n // 2][0], pairs[5 * n // 6][0]]
+    assert f"test lines {n // 6 + 1}, {n // 2 + 1}, {5 * n // 6 + 1} of {n}" in output
+
+
+@pytest.mark.parametrize(
+    "total, count, expected",
+    [(10, 2, [2, 7]), (9, 3, [1, 4, 7]), (3, 5, [0, 1, 2]), (1, 1, [0]), (5, 0, []), (0, 3, [])],
+)
+def test_spread_indices(total, count, expected):
+    assert evaluation.spread_indices(total, count) == expected
+
+
 def test_memory_report_compares_with_adam(first_run):
     report = evaluation.memory_report(first_run)
     assert "SM3" in report and "Adam" in report
