@@ -62,12 +62,13 @@ def spread_indices(total, count):
 def evaluate(run):
     """Evaluates a `TrainingRun` on the test split; prints and returns results.
 
-    Reports loss and token accuracy (teacher forcing), then translates up to
-    `eval_bleu_samples` test sources with beam search and scores them with
-    sacrebleu. `num_samples_to_print` sample translations follow, taken evenly
-    over the whole test split (`spread_indices`), not from its start: the split's
-    first lines say little about the rest (a corpus in alphabetical order opens
-    with its short titles). The chief writes `eval` summaries and
+    Reports loss and token accuracy (teacher forcing), then translates
+    `eval_bleu_samples` test sources (0: all) with beam search and scores them
+    with sacrebleu; `num_samples_to_print` sample translations follow. Both are
+    taken evenly over the whole test split (`spread_indices`), not from its start:
+    a split's first lines need not be typical (the Wesnoth split is in
+    alphabetical order; its first 200 lines scored 12.86 where 200 spread over it
+    scored 10.11, same checkpoint). The chief writes `eval` summaries and
     `eval_results.json`.
     """
     options = run.options
@@ -83,7 +84,10 @@ def evaluate(run):
         f"eval on the test split at step {run.step}: loss = {loss:.4f}, accuracy = {accuracy:.4f}"
     )
     test_pairs = run.problem.text_pairs(problems.TEST, options.data_dir)
-    pairs = test_pairs[: options.eval_bleu_samples or None]
+    pairs = [
+        test_pairs[line]
+        for line in spread_indices(len(test_pairs), options.eval_bleu_samples or len(test_pairs))
+    ]
     sources = [source for source, _ in pairs]
     references = [reference for _, reference in pairs]
     lines = spread_indices(len(test_pairs), options.num_samples_to_print)
@@ -105,8 +109,8 @@ def evaluate(run):
         print("eval: " + decoder.describe_truncated(truncated, len(sources), limit, "test pair"))
     bleu = metrics.bleu(hypotheses, references)
     print(
-        f"BLEU = {bleu:.2f} ({len(pairs)} test sentences, beam "
-        f"{options.eval_beam_size}, alpha {options.eval_alpha})"
+        f"BLEU = {bleu:.2f} ({len(pairs)} of {len(test_pairs)} test sentences, evenly spread; "
+        f"beam {options.eval_beam_size}, alpha {options.eval_alpha})"
     )
     if samples:
         print(

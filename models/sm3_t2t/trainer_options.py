@@ -155,7 +155,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_integer(
         "eval_bleu_samples",
         defaults.eval_bleu_samples,
-        "Test sentences translated for BLEU; 0 means all.",
+        "Test sentences translated for BLEU, evenly spread over the test split; 0 means all.",
         flag_values=f,
     )
     flags.DEFINE_integer(

@@ -111,16 +111,29 @@ def test_evaluate_reports_loss_accuracy_and_bleu(options, first_run, capsys):
         assert json.load(f) == results
 
 
-def test_evaluate_prints_samples_spread_over_the_test_split(options, first_run, capsys):
+def test_evaluate_takes_bleu_and_samples_evenly_over_the_test_split(
+    options, first_run, capsys, monkeypatch
+):
     pairs = first_run.problem.text_pairs("test", options.data_dir)
-    assert len(pairs) > 3 * options.num_samples_to_print
+    assert len(pairs) > 3 * options.eval_bleu_samples
+    translated = []
+    translate_texts = evaluation.decoder.translate_texts
+
+    def recording(model, encoders, texts, **kwargs):
+        translated.extend(texts)
+        return translate_texts(model, encoders, texts, **kwargs)
+
+    monkeypatch.setattr(evaluation.decoder, "translate_texts", recording)
     evaluation.evaluate(first_run)
     output = capsys.readouterr().out
+    n, k = len(pairs), options.eval_bleu_samples
+    bleu_sources = translated[:k]
+    assert bleu_sources == [pairs[(2 * i + 1) * n // (2 * k)][0] for i in range(k)]
+    assert f"({k} of {n} test sentences, evenly spread;" in output
     printed = [
         line.split("source:", 1)[1].strip() for line in output.splitlines() if "source:" in line
     ]
     # The middles of three equal parts, not the split's first lines.
-    n = len(pairs)
     assert printed == [pairs[n // 6][0], pairs[n // 2][0], pairs[5 * n // 6][0]]
     assert f"test lines {n // 6 + 1}, {n // 2 + 1}, {5 * n // 6 + 1} of {n}" in output
 
