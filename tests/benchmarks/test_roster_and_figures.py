@@ -16,6 +16,7 @@ from benchmarks import (
     bench_memory,
     docs_output,
     processes,
+    rescore_bleu,
     roster,
 )
 from sm3_t2t import optimizers
@@ -250,3 +251,14 @@ def test_replot_names_an_empty_or_damaged_results_file(text, monkeypatch, tmp_pa
     with pytest.raises(ValueError, match="convergence.json is empty or damaged"):
         bench_convergence.replot("convergence")
     assert not (tmp_path / "convergence.png").exists()
+
+
+def test_rescore_names_a_bad_run_dir_or_sample_size(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        rescore_bleu.parse_args([str(tmp_path)])
+    assert f"{tmp_path} is not a trainer run" in capsys.readouterr().err
+    (tmp_path / "run_info.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        rescore_bleu.parse_args([str(tmp_path), "--samples=0"])
+    assert "--samples: must be >= 1" in capsys.readouterr().err
+    assert rescore_bleu.parse_args([str(tmp_path)]).samples == 100

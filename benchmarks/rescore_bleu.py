@@ -1,0 +1,85 @@
+"""BLEU of finished trainer runs on the evaluation's sample, next to the old first-lines sample.
+
+    python -m benchmarks.rescore_bleu RUN_DIR [RUN_DIR ...] [--samples=100] [--name=NAME]
+
+`sm3_t2t.evaluation` scores BLEU on `eval_bleu_samples` test sentences evenly spread over the
+test split. Runs evaluated before that change took the split's first lines, and the
+translate_enfr_wesnoth split is in alphabetical order: its first lines (titles and sentences
+starting with "A") were easier than the rest. This restores each run's newest intact
+checkpoint (`sm3_t2t.decoder.load_trained`, so nothing in the run directory is written),
+translates both samples with the evaluation's settings (beam 4, alpha 0.6, the run's input
+limit) and scores them with the same sacrebleu call. Results go to docs/results/<name>.{md,json}.
+"""
+
+import argparse
+import os
+
+from benchmarks import docs_output
+
+
+def _existing_run_dir(path):
+    if not os.path.isfile(os.path.join(path, "run_info.json")):
+        raise argparse.ArgumentTypeError(f"{path} is not a trainer run (no run_info.json)")
+    return path
+
+
+def rescore(run_dir, samples, beam_size=4, alpha=0.6):
+    """{"first": BLEU on the first `samples` test lines, "spread": on `samples` spread ones}."""
+    from sm3_t2t import decoder, evaluation, input_pipeline, metrics, problems
+
+    trained = decoder.load_trained(run_dir)
+    pairs = trained.problem.text_pairs(problems.TEST, trained.run_info["data_dir"])
+    chosen = {
+        "first": pairs[:samples],
+        "spread": [pairs[i] for i in evaluation.spread_indices(len(pairs), samples)],
+    }
+    scores = {"run": os.path.basename(os.path.normpath(run_dir)), "step": trained.step}
+    for sample, sample_pairs in chosen.items():
+        hypotheses = decoder.translate_texts(
+            trained.model,
+            trained.encoders,
+            [source for source, _ in sample_pairs],
+            beam_size=beam_size,
+            alpha=alpha,
+            max_input_length=input_pipeline.max_input_length(trained.hparams),
+            on_truncated=lambda truncated: None,  # counted the same way for both samples
+        )
+        scores[sample] = metrics.bleu(hypotheses, [reference for _, reference in sample_pairs])
+    scores["test_sentences"] = len(pairs)
+    return scores
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dirs", nargs="+", type=_existing_run_dir, metavar="RUN_DIR")
+    parser.add_argument("--samples", type=int, default=100, help="test sentences per sample")
+    parser.add_argument("--name", default="bleu_rescored", help="docs/results/<name>.{md,json}")
+    args = parser.parse_args(argv)
+    if args.samples < 1:
+        parser.error(f"argument --samples: must be >= 1, got {args.samples}")
+    return args
+
+
+def main():
+    args = parse_args()
+    stopwatch = docs_output.Stopwatch()
+    results = []
+    for run_dir in args.run_dirs:
+        results.append(rescore(run_dir, args.samples))
+        print(results[-1], flush=True)
+    rows = [[r["run"], str(r["step"]), f"{r['first']:.2f}", f"{r['spread']:.2f}"] for r in results]
+    table = docs_output.format_table(
+        ["run", "step", f"BLEU, first {args.samples} lines", f"BLEU, {args.samples} spread"],
+        rows,
+    )
+    docs_output.publish(
+        args.name,
+        "BLEU re-scored on the evenly spread test sample",
+        [("Newest checkpoint of each run; beam 4, alpha 0.6:", table)],
+        {"samples": args.samples, "runs": results},
+        stopwatch,
+    )
+
+
+if __name__ == "__main__":
+    main()
