@@ -188,8 +188,14 @@ def _display_command(args):
 
 
 def load_results():
-    """{name: the latest result of that configuration}."""
+    """{name: the latest result of that configuration}: the published table's results
+    (docs/results/recipe_study.json), then every run in output/recipes on top, so a table made
+    in a fresh checkout or after `make clean` still holds the earlier runs."""
     results = {}
+    try:
+        results.update(docs_output.read_results("recipe_study"))
+    except FileNotFoundError:
+        pass
     if os.path.exists(RESULTS):
         with open(RESULTS, encoding="utf-8") as f:
             for line in f:
@@ -222,12 +228,16 @@ def table(results):
             differs += f", adafactor {cfg['adafactor']}"
         if cfg.get("vocab"):
             differs += f", vocabulary {cfg['vocab']}"
+        if cfg.get("seed", 1) != 1:
+            differs += f", seed {cfg['seed']}"
         if cfg["hparams_set"] != "transformer_small":
             differs = cfg["hparams_set"] + ": " + differs
         test = r.get("test", {})
         load = "-".join(f"{x:.1f}" for x in r.get("load_average", []))
         test_loss = f"{test['loss']:.3f}" if test else "-"
-        bleu = f"{test['bleu']:.2f}" if test else "-"
+        bleu = "-"
+        if test:  # results from before evaluate() spread its sample have no "bleu_sample"
+            bleu = f"{test['bleu']:.2f}" + ("" if test.get("bleu_sample") == "spread" else "*")
         rows.append(
             f"| {name} | {differs} | {cfg['steps']} | {cfg['batch_size']} | "
             f"{step_seconds(r):.2f} ({load}) | {r['validation_loss'][-1][1]:.3f} | "
@@ -334,7 +344,14 @@ def main():
         docs_output.publish(
             "recipe_study",
             "SM3 recipe study",
-            [("Every finished configuration (docs/recipes.md explains them):", table(results))],
+            [
+                (
+                    "Every finished configuration (docs/recipes.md explains them). BLEU on the "
+                    "config's test sentences evenly spread over the split; * on the split's "
+                    "first lines (runs before that change; see benchmarks/rescore_bleu.py):",
+                    table(results),
+                )
+            ],
             results,
             docs_output.Stopwatch(),
         )

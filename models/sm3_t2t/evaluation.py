@@ -127,6 +127,7 @@ def evaluate(run):
         "accuracy": accuracy,
         "bleu": bleu,
         "bleu_sentences": len(pairs),
+        "bleu_sample": "spread",  # over the whole split (the first lines, before 2026-11-30)
         "loss_examples_left_out": skipped,
         "bleu_sources_truncated": len(truncated),
     }
