@@ -17,7 +17,9 @@ extra read). The default mixes are the optimizers' own:
               reach ~40% more than the bare r1w3 loop, as PyTorch's fused Adam does
 
 each with the streams at one offset modulo 2 MiB (how TF's allocator places equal-sized tensors,
-`skew` 0) and skewed by 4160 bytes, with 4 KiB software prefetch (as the SM3 loops do). The
+`skew` 0) and skewed by 4160 bytes, with 4 KiB software prefetch (the SM3 loops: 8 KiB) and
+the SM3 kernels' tiling (4 tiles per thread); `adam` also without prefetch, and once in PyTorch's
+own structure (`+1chunk`: one contiguous chunk per thread, no prefetch). The
 limit that bench_step reports percentages against is the fastest of them in the same run;
 non-temporal stores (`--probe-non-temporal`) did not help on the machines measured, the in-place
 streams are read anyway (docs/kernels_benchmark.md).
@@ -43,6 +45,7 @@ class Mix:
     non_temporal: bool = False
     adam: bool = False  # Adam's arithmetic on g; w, m, v (reads 1, writes 3)
     prefetch: bool = True
+    chunks_per_thread: int = 0  # 0: the SM3 kernels' tiling; 1: PyTorch's, one chunk per thread
 
     @property
     def name(self):
@@ -53,6 +56,8 @@ class Mix:
             name += "+nt"
         if not self.prefetch:
             name += "-prefetch"
+        if self.chunks_per_thread:
+            name += f"+{self.chunks_per_thread}chunk"
         return name
 
     @property
@@ -63,6 +68,8 @@ class Mix:
 def default_mixes(non_temporal=False):
     mixes = [Mix(1, w, skew) for w in (1, 2, 3) for skew in (0, SKEWED)]
     mixes += [Mix(1, 3, skew, adam=True, prefetch=p) for skew in (0, SKEWED) for p in (True, False)]
+    # PyTorch's own structure: no software prefetch, one contiguous chunk per thread.
+    mixes.append(Mix(1, 3, SKEWED, adam=True, prefetch=False, chunks_per_thread=1))
     if non_temporal:
         mixes += [Mix(1, w, SKEWED, non_temporal=True) for w in (1, 2, 3)]
     return mixes
@@ -95,6 +102,7 @@ class StreamProbe:
                 prefetch=mix.prefetch,
                 non_temporal=mix.non_temporal,
                 adam=mix.adam,
+                chunks_per_thread=mix.chunks_per_thread,
             )
 
         return step

@@ -167,6 +167,7 @@ class Sm3StreamProbeOp : public tensorflow::OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("prefetch", &prefetch_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("non_temporal", &non_temporal_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("adam", &adam_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("chunks_per_thread", &chunks_per_thread_));
     probe_ = adam_ ? SelectAdamProbe(reads_, writes_) : SelectProbe(reads_, writes_, non_temporal_);
     OP_REQUIRES(ctx, probe_ != nullptr,
                 absl::InvalidArgumentError(
@@ -193,8 +194,12 @@ class Sm3StreamProbeOp : public tensorflow::OpKernel {
     for (int s = 0; s < streams; ++s) pointers[s] = base + lead + s * stride;
     const int64_t packets = elements_ / 16;
     const Workers workers(ctx);
-    const int64_t chunks = std::max<int64_t>(
-        1, std::min<int64_t>(elements_ / kMinTileElements, kTilesPerThread * workers.num_threads()));
+    // The SM3 kernels' tiling, or `chunks_per_thread` contiguous chunks per pool thread.
+    const int64_t chunks =
+        chunks_per_thread_ > 0
+            ? std::min<int64_t>(packets, chunks_per_thread_ * workers.num_threads())
+            : std::max<int64_t>(1, std::min<int64_t>(elements_ / kMinTileElements,
+                                                     kTilesPerThread * workers.num_threads()));
     workers.ForEachUnit(chunks, [&](int64_t chunk) {
       probe_(pointers, 16 * (packets * chunk / chunks), 16 * (packets * (chunk + 1) / chunks),
              prefetch_);
@@ -203,7 +208,7 @@ class Sm3StreamProbeOp : public tensorflow::OpKernel {
 
  private:
   int reads_ = 0, writes_ = 1;
-  int64_t elements_ = 0, skew_ = 0;
+  int64_t elements_ = 0, skew_ = 0, chunks_per_thread_ = 0;
   bool prefetch_ = true, non_temporal_ = false, adam_ = false;
   ProbeFn probe_ = nullptr;
 };

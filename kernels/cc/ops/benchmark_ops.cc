@@ -18,6 +18,7 @@ REGISTER_OP("Sm3>StreamProbe")
     .Attr("prefetch: bool = true")
     .Attr("non_temporal: bool = false")
     .Attr("adam: bool = false")
+    .Attr("chunks_per_thread: int >= 0 = 0")
     .SetShapeFn(tensorflow::shape_inference::NoOutputs)
     .Doc(R"doc(
 Streams `reads + writes` float32 arrays of `elements` each, laid out one after another in the
@@ -28,4 +29,7 @@ every stream and writes the last `writes` back in place (x = 0.5 x + 0.25 * sum)
 `non_temporal` stores around the caches. `adam` (1 read, 3 written streams only) does Adam's own
 arithmetic on them (g; w, m, v), in PyTorch's order: its loads and stores are paced by a square
 root and a division, which on some machines streams faster than the bare mix.
+`chunks_per_thread` cuts the work into that many contiguous chunks per thread of the pool (1 is
+PyTorch's `parallel_for` with grain 0: one chunk per thread); 0 uses the SM3 kernels' tiling
+(`kTilesPerThread` per thread, at least `kMinTileElements` each).
 )doc");
