@@ -57,7 +57,25 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.samples < 1:
         parser.error(f"argument --samples: must be >= 1, got {args.samples}")
+    made_by = _results_made_by(args.name)
+    if made_by is not None and "benchmarks.rescore_bleu" not in made_by:
+        parser.error(
+            f"argument --name: docs/results/{args.name}.json holds the results of `{made_by}`, "
+            "which this would overwrite; choose another name"
+        )
     return args
+
+
+def _results_made_by(name):
+    """The command that wrote docs/results/<name>.json; None when there is no such file, and
+    "(unreadable)" when it is damaged (a typo must not replace it either)."""
+    try:
+        raw = docs_output.read_results(name, with_provenance=True)
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return "(unreadable)"
+    return raw.get(docs_output.PROVENANCE_KEY, {}).get("command", "(unknown)")
 
 
 def main():
@@ -65,7 +83,10 @@ def main():
     stopwatch = docs_output.Stopwatch()
     results = []
     for run_dir in args.run_dirs:
-        results.append(rescore(run_dir, args.samples))
+        try:
+            results.append(rescore(run_dir, args.samples))
+        except (FileNotFoundError, ValueError) as error:  # no checkpoint, damaged files, ...
+            raise SystemExit(f"rescore_bleu: {run_dir}: {error}; nothing written") from None
         print(results[-1], flush=True)
     rows = [[r["run"], str(r["step"]), f"{r['first']:.2f}", f"{r['spread']:.2f}"] for r in results]
     table = docs_output.format_table(

@@ -262,3 +262,12 @@ def test_rescore_names_a_bad_run_dir_or_sample_size(tmp_path, capsys):
         rescore_bleu.parse_args([str(tmp_path), "--samples=0"])
     assert "--samples: must be >= 1" in capsys.readouterr().err
     assert rescore_bleu.parse_args([str(tmp_path)]).samples == 100
+
+
+@pytest.mark.parametrize("name", ["convergence", "step", "memory"])
+def test_rescore_refuses_to_overwrite_another_benchmarks_results(name, tmp_path, capsys):
+    (tmp_path / "run_info.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        rescore_bleu.parse_args([str(tmp_path), f"--name={name}"])
+    assert f"docs/results/{name}.json holds the results of" in capsys.readouterr().err
+    assert rescore_bleu.parse_args([str(tmp_path), "--name=convergence_bleu_rescored"])
