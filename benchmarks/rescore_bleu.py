@@ -7,8 +7,9 @@ test split. Runs evaluated before that change took the split's first lines, and 
 translate_enfr_wesnoth split is in alphabetical order: its first lines (titles and sentences
 starting with "A") were easier than the rest. This restores each run's newest intact
 checkpoint (`sm3_t2t.decoder.load_trained`, so nothing in the run directory is written),
-translates both samples with the evaluation's settings (beam 4, alpha 0.6, the run's input
-limit) and scores them with the same sacrebleu call. Results go to docs/results/<name>.{md,json}.
+translates both samples with the evaluation's settings (the trainer's default
+`eval_beam_size` and `eval_alpha`, the run's input limit) and scores them with the same
+sacrebleu call. Results go to docs/results/<name>.{md,json}.
 """
 
 import argparse
@@ -23,9 +24,18 @@ def _existing_run_dir(path):
     return path
 
 
-def rescore(run_dir, samples, beam_size=4, alpha=0.6):
+def evaluation_settings():
+    """(beam size, alpha) of sm3-trainer's end-of-training evaluation, its defaults."""
+    from sm3_t2t.trainer_options import TrainerOptions
+
+    return TrainerOptions.eval_beam_size, TrainerOptions.eval_alpha
+
+
+def rescore(run_dir, samples):
     """{"first": BLEU on the first `samples` test lines, "spread": on `samples` spread ones}."""
     from sm3_t2t import decoder, evaluation, input_pipeline, metrics, problems
+
+    beam_size, alpha = evaluation_settings()
 
     trained = decoder.load_trained(run_dir)
     pairs = trained.problem.text_pairs(problems.TEST, trained.run_info["data_dir"])
@@ -85,7 +95,9 @@ def main():
     for run_dir in args.run_dirs:
         try:
             results.append(rescore(run_dir, args.samples))
-        except (FileNotFoundError, ValueError) as error:  # no checkpoint, damaged files, ...
+        except (FileNotFoundError, ValueError, RuntimeError) as error:
+            # No checkpoint, a damaged run description, damaged checkpoints (load_trained's
+            # DamagedCheckpointsError, a RuntimeError), a model the checkpoint does not fit.
             raise SystemExit(f"rescore_bleu: {run_dir}: {error}; nothing written") from None
         print(results[-1], flush=True)
     rows = [[r["run"], str(r["step"]), f"{r['first']:.2f}", f"{r['spread']:.2f}"] for r in results]
@@ -96,7 +108,12 @@ def main():
     docs_output.publish(
         args.name,
         "BLEU re-scored on the evenly spread test sample",
-        [("Newest checkpoint of each run; beam 4, alpha 0.6:", table)],
+        [
+            (
+                "Newest checkpoint of each run; beam {}, alpha {}:".format(*evaluation_settings()),
+                table,
+            )
+        ],
         {"samples": args.samples, "runs": results},
         stopwatch,
     )
