@@ -12,6 +12,12 @@ run. Prints the median, 25th percentile and minimum of each, and the ratios
     python -m benchmarks.bench_fused_ab                                  # weight lag, 8192x8192
     python -m benchmarks.bench_fused_ab --workload transformer_big --repeats 11
     python -m benchmarks.bench_fused_ab --variable SM3_TF_KERNEL_ISA --settings avx512,avx
+    python -m benchmarks.bench_fused_ab --live-mib 640   # another large tensor already live
+
+Where a tensor lands depends on what else is allocated: with another large tensor live (a
+training job's other tensors, or bench_step's bandwidth probe when it was allocated first), TF
+placed the gradient at the weights' offset modulo 2 MiB, and the steps ran up to 30% slower
+(docs/kernels_benchmark.md). `--live-mib` reproduces that placement.
 """
 
 import argparse
@@ -41,9 +47,17 @@ def parse_args(argv):
     parser.add_argument("--settings", default="auto,always,never")
     parser.add_argument("--contenders", default="sm3,sm3_bf16,sm3_nomom")
     parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument(
+        "--live-mib",
+        type=int,
+        default=0,
+        help="allocate a float32 tensor of this many MiB before the workload and keep it live",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 4:
         parser.error("--repeats must be at least 4 (the table shows quartiles)")
+    if args.live_mib < 0:
+        parser.error(f"--live-mib must be 0 or more, got {args.live_mib}")
     return args
 
 
@@ -63,6 +77,7 @@ def main(argv=None):
             return torch_side.wall[-1]
 
         items.append(("torch_adam", "", torch_step))
+    live = tf.Variable(tf.zeros([args.live_mib * 2**18])) if args.live_mib else None
     variables = [keras.Variable(tf.random.normal(s, stddev=0.02)) for s in shapes]
     grads = [tf.random.normal(s, stddev=1e-3) for s in shapes]
     for name in args.contenders.split(","):
@@ -89,8 +104,10 @@ def main(argv=None):
     if client is not None:
         client.quit()
     base = times.get(("torch_adam", ""))
+    live_note = f", {args.live_mib} MiB live tensor" if live is not None else ""
     print(
-        f"{args.workload}, {args.variable}, {args.repeats} repeats; load average {os.getloadavg()}"
+        f"{args.workload}, {args.variable}, {args.repeats} repeats{live_note}; "
+        f"load average {os.getloadavg()}"
     )
     print("contender   setting  median ms  p25 ms  min ms  x torch (median, p25, min)")
     for (label, setting), values in times.items():

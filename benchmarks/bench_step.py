@@ -13,9 +13,14 @@ one; the table shows medians. All ratios are within this one run.
 Columns: step time (median and minimum wall-clock, median CPU time of the process); the ratio to
 PyTorch's fused Adam; GB/s = the bytes the optimizer must move per float32 parameter (SM3 with a
 float32 buffer 20: reads g, w, buf, writes w, buf; bfloat16 buffer 16; no momentum 12; Adam 28)
-over the median time; that as a % of the limit, the fastest probe mix of the same run; and the
-peak extra memory of a step (TF's CPU allocator; n/a for PyTorch). A last table times the fused
-step against the TF-ops step on tall-thin, narrow and size-1-axis shapes.
+over the median time; that as a % of the limit, the fastest probe mix of the same run; the step
+time over the fastest bare probe loop with the contender's own streams ("x own loop": r1w2 for SM3
+with a float32 buffer, r1w1 without momentum, r1w3 for Keras Adam, `adam` for PyTorch); and the
+peak extra memory of a step (TF's CPU allocator; n/a for PyTorch). Under each table, those bare
+loops of SM3's streams as ratios to PyTorch: on a machine where a step's time follows the bytes
+it reads (docs/kernels_benchmark.md), what no kernel with these streams can beat in this run. A
+last table times the fused step against the TF-ops step on tall-thin, narrow and size-1-axis
+shapes.
 
 Usage, from the repository root (the product kernels are built by `make setup`, the probe's
 library on first use or by `python -m sm3_tf.kernel_loader --build --benchmark-ops`; PyTorch's CPU
@@ -52,6 +57,7 @@ class TfStep:
     overrides: dict
     jit_compile: bool
     bytes_per_param: int
+    probe_mix: str | None = None  # the probe mix with the same streams (stream_probe.Mix.name)
 
     def make(self):
         return roster.make(self.entry, **self.overrides)
@@ -60,12 +66,12 @@ class TfStep:
 _SM3_FUSED = dict(learning_rate=0.1, fused=True)
 # SM3 with a float32 buffer reads g, w, buf and writes w, buf (20 B); bfloat16 buffer 16; none 12.
 TF_CONTENDERS = {
-    "sm3": TfStep("sm3", _SM3_FUSED, False, 20),
+    "sm3": TfStep("sm3", _SM3_FUSED, False, 20, "r1w2"),
     "sm3_bf16": TfStep("sm3_bf16", _SM3_FUSED, False, 16),
-    "sm3_nomom": TfStep("sm3_nomom", _SM3_FUSED, False, 12),
+    "sm3_nomom": TfStep("sm3_nomom", _SM3_FUSED, False, 12, "r1w1"),
     "sm3_tf_ops": TfStep("sm3_tf_ops", dict(learning_rate=0.1), False, 20),
     "sm3_xla": TfStep("sm3", dict(learning_rate=0.1), True, 20),
-    "adam": TfStep("adam", dict(learning_rate=1e-3), False, 28),
+    "adam": TfStep("adam", dict(learning_rate=1e-3), False, 28, "r1w3"),
     "adagrad": TfStep("adagrad", dict(learning_rate=1e-2), False, 20),
     "adafactor": TfStep("adafactor", dict(learning_rate=1e-3), False, 12),
 }
@@ -105,6 +111,7 @@ class TfContender:
         spec = TF_CONTENDERS[name]
         self.name = name
         self.bytes_per_param = spec.bytes_per_param
+        self.probe_mix = spec.probe_mix
         self.optimizer = spec.make()
         self.optimizer.build(variables)
 
@@ -156,17 +163,24 @@ def time_rotation(items, repeats):
             item()
 
 
-def measure_workload(title, shapes, names, repeats, probe, torch_worker):
-    """Times `names` and the probe mixes on `shapes`; returns the workload's result dict."""
+def measure_workload(title, shapes, names, repeats, mixes, torch_worker):
+    """Times `names` and the probe `mixes` on `shapes`; returns the workload's result dict.
+
+    The probe's memory is allocated after the workload's tensors and freed with them: allocated
+    first, it moved where TF placed the gradients and slowed SM3's steps by up to 30%
+    (docs/kernels_benchmark.md), so the instrument would have shaped what it measures.
+    """
     params = model_shapes.parameter_count([(None, s) for s in shapes])
     print(f"\n## {title}: {len(shapes)} variables, {params / 1e6:.1f}M parameters", flush=True)
     contenders, variables, grads = make_contenders(names, shapes, torch_worker)
-    probe.reset()
+    probe = stream_probe.StreamProbe(mixes) if mixes else None
     load_before = docs_output.load_average()
     items = [c.record for c in contenders]
-    items += [lambda mix=mix: probe.record(mix) for mix in probe.mixes]
+    if probe is not None:
+        items += [lambda mix=mix, probe=probe: probe.record(mix) for mix in probe.mixes]
     time_rotation(items, repeats)
-    bandwidths = probe.bandwidths()
+    bandwidths = probe.bandwidths() if probe is not None else {}
+    ns_per_element = probe.ns_per_element() if probe is not None else {}
     results = []
     for contender in contenders:
         median = statistics.median(contender.wall)
@@ -174,6 +188,7 @@ def measure_workload(title, shapes, names, repeats, probe, torch_worker):
             dict(
                 contender=contender.name,
                 bytes_per_param=contender.bytes_per_param,
+                probe_mix=contender.probe_mix,
                 median_s=median,
                 min_s=min(contender.wall),
                 cpu_s=statistics.median(contender.cpu),
@@ -184,7 +199,7 @@ def measure_workload(title, shapes, names, repeats, probe, torch_worker):
     for contender in contenders:
         if hasattr(contender, "close"):
             contender.close()
-    del contenders, variables, grads
+    del contenders, variables, grads, probe
     gc.collect()
     return dict(
         workload=title,
@@ -192,6 +207,7 @@ def measure_workload(title, shapes, names, repeats, probe, torch_worker):
         variables=len(shapes),
         results=results,
         probe_gbps=bandwidths,
+        probe_ns_per_element=ns_per_element,
         load_before=load_before,
         load_after=docs_output.load_average(),
     )
@@ -214,14 +230,47 @@ def _format(value, spec, missing="n/a"):
     return missing if value is None else format(value, spec)
 
 
+def own_loop_s(workload, mix):
+    """Seconds the probe's fastest variant of `mix` (r1w2, r1w2+skew, ...) takes for the
+    workload's parameters in this run; None without such a mix."""
+    if not mix:
+        return None
+    per_element = workload.get("probe_ns_per_element", {})
+    family = [
+        ns for name, ns in per_element.items() if re.fullmatch(rf"{re.escape(mix)}([+-].*)?", name)
+    ]
+    return min(family) * workload["params"] / 1e9 if family else None
+
+
+def basis_of(workload):
+    """The contender the ratios are to (PyTorch's fused Adam, else Keras Adam) and its median."""
+    by_name = {r["contender"]: r for r in workload["results"]}
+    basis = torch_adam_worker.NAME if torch_adam_worker.NAME in by_name else "adam"
+    return basis, by_name[basis]["median_s"] if basis in by_name else None
+
+
+def floor_note(workload):
+    """The bare probe loops of SM3's streams as ratios to the basis: how close a step with those
+    streams can come on this machine in this run, against issue 15's targets."""
+    basis, base = basis_of(workload)
+    parts = []
+    for mix, what, target in (("r1w2", "float32 buffer", 0.80), ("r1w1", "no momentum", 0.50)):
+        loop = own_loop_s(workload, mix)
+        if base and loop:
+            parts.append(f"{mix} ({what}) {loop / base:.2f} (target {target:.2f})")
+    if not parts:
+        return None
+    lead = f"Bare probe loops with SM3's streams, x {basis} in the same rotation: "
+    return lead + ", ".join(parts)
+
+
 def workload_table(workload):
     results = workload["results"]
-    by_name = {r["contender"]: r for r in results}
-    basis = torch_adam_worker.NAME if torch_adam_worker.NAME in by_name else "adam"
-    base = by_name[basis]["median_s"] if basis in by_name else None
+    basis, base = basis_of(workload)
     limit = max(workload["probe_gbps"].values()) if workload["probe_gbps"] else None
     rows = []
     for r in results:
+        own = own_loop_s(workload, r.get("probe_mix"))
         rows.append(
             [
                 r["contender"],
@@ -232,6 +281,7 @@ def workload_table(workload):
                 _format(base and r["median_s"] / base, ".2f"),
                 f"{r['gbps']:.1f}",
                 _format(limit and 100 * r["gbps"] / limit, ".0f"),
+                _format(own and r["median_s"] / own, ".2f"),
                 _format(r["extra_mib"], ".2f"),
             ]
         )
@@ -244,6 +294,7 @@ def workload_table(workload):
         f"x {basis}",
         "GB/s",
         "% of limit",
+        "x own loop",
         "peak extra MiB",
     ]
     return docs_output.format_table(headers, rows)
@@ -320,23 +371,22 @@ def main(argv=None):
     if torch_adam_worker.NAME in args.names:
         torch_worker, torch_note = torch_adam_worker.start()
         print(torch_note, flush=True)
-    probe = stream_probe.StreamProbe(stream_probe.default_mixes(args.probe_non_temporal))
+    mixes = stream_probe.default_mixes(args.probe_non_temporal)
     workloads = []
     try:
         if args.model != "none":
             shapes = [s for _, s in model_shapes.MODELS[args.model]()]
             workloads.append(
-                measure_workload(args.model, shapes, args.names, args.repeats, probe, torch_worker)
+                measure_workload(args.model, shapes, args.names, args.repeats, mixes, torch_worker)
             )
         for shape in args.matrix_shapes:
             title = "x".join(map(str, shape))
             workloads.append(
-                measure_workload(title, [shape], args.names, args.repeats, probe, torch_worker)
+                measure_workload(title, [shape], args.names, args.repeats, mixes, torch_worker)
             )
     finally:
         if torch_worker is not None:
             torch_worker.quit()
-    del probe
     shape_rows = measure_shapes(args.sweep_shapes, max(3, args.repeats))
     tables = []
     for w in workloads:
@@ -344,7 +394,9 @@ def main(argv=None):
             f"{w['workload']} ({w['variables']} variables, {w['params'] / 1e6:.1f}M parameters), "
             f"load average {w['load_before']} before, {w['load_after']} after:"
         )
-        tables.append((caption, workload_table(w)))
+        table = workload_table(w)
+        note = floor_note(w)
+        tables.append((caption, table if note is None else f"{table}\n\n{note}"))
         tables.append((f"{w['workload']}: bandwidth probe (same rotation):", probe_table(w)))
     if shape_rows:
         tables.append(

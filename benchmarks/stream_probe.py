@@ -11,6 +11,10 @@ extra read). The default mixes are the optimizers' own:
   r1w1  12 B  g read, w read and written           (SM3 without momentum)
   r1w2  20 B  g read, w and buf read and written   (SM3 with a float32 buffer)
   r1w3  28 B  g read, w, m and v read and written  (Adam)
+  r3w1  20 B  Adam's four read streams, one of them written back: against r1w3 it shows what
+              the in-place stores cost; on this VM little (r1w3 took 11-18% longer, a stored
+              stream costing about a quarter of a read one), so a step's time follows the
+              bytes it reads (SM3: 12, 10 or 8 per parameter; Adam 16)
 
   adam  28 B  r1w3 doing Adam's own arithmetic in PyTorch's load/store order (with and without
               prefetch): on this 2-vCPU VM the square root and division pace the streams and
@@ -67,6 +71,7 @@ class Mix:
 
 def default_mixes(non_temporal=False):
     mixes = [Mix(1, w, skew) for w in (1, 2, 3) for skew in (0, SKEWED)]
+    mixes.append(Mix(3, 1, SKEWED))
     mixes += [Mix(1, 3, skew, adam=True, prefetch=p) for skew in (0, SKEWED) for p in (True, False)]
     # PyTorch's own structure: no software prefetch, one contiguous chunk per thread.
     mixes.append(Mix(1, 3, SKEWED, adam=True, prefetch=False, chunks_per_thread=1))
@@ -117,6 +122,14 @@ class StreamProbe:
 
     def record(self, mix):
         self.times[mix.name].append(self.run(mix))
+
+    def ns_per_element(self):
+        """{mix name: nanoseconds per element of each stream, from its median time}."""
+        return {
+            mix.name: statistics.median(t) / self.elements * 1e9
+            for mix in self.mixes
+            if (t := self.times[mix.name])
+        }
 
     def bandwidths(self):
         """{mix name: GB/s from its median time} for the mixes timed since the last reset."""

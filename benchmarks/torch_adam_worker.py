@@ -145,6 +145,7 @@ class Client:
 class Contender:
     name = NAME
     bytes_per_param = BYTES_PER_PARAM
+    probe_mix = "adam"  # stream_probe's mix doing Adam's arithmetic in PyTorch's order
 
     def __init__(self, client):
         self.client = client

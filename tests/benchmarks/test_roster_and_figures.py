@@ -172,6 +172,38 @@ def test_the_step_benchmark_takes_its_optimizers_from_the_roster():
     assert set(bench_step.DEFAULT_CONTENDERS) <= set(bench_step.CONTENDERS)
 
 
+def test_the_step_table_compares_each_step_with_the_bare_loop_of_its_streams():
+    from benchmarks import bench_step
+
+    # 1e6 parameters; r1w2's faster variant takes 0.4 ns per element, r1w1's 0.25, Adam's 0.5.
+    workload = dict(
+        params=1_000_000,
+        probe_gbps={"r1w2": 50.0, "r1w2+skew": 40.0, "r1w1": 48.0, "r1w3": 56.0},
+        probe_ns_per_element={"r1w2": 0.4, "r1w2+skew": 0.5, "r1w1": 0.25, "r1w3": 0.5},
+        results=[
+            dict(contender="torch_adam", probe_mix="adam", median_s=0.6e-3),
+            dict(contender="sm3", probe_mix="r1w2", median_s=0.44e-3),
+            dict(contender="sm3_bf16", probe_mix=None, median_s=0.35e-3),
+        ],
+    )
+    assert bench_step.own_loop_s(workload, "r1w2") == pytest.approx(0.4e-3)
+    assert bench_step.own_loop_s(workload, "r1w1") == pytest.approx(0.25e-3)
+    assert bench_step.own_loop_s(workload, "adam") is None  # the probe did not run that mix
+    assert bench_step.own_loop_s(workload, None) is None
+    note = bench_step.floor_note(workload)
+    assert "r1w2 (float32 buffer) 0.67 (target 0.80)" in note  # 0.4 / 0.6
+    assert "r1w1 (no momentum) 0.42 (target 0.50)" in note  # 0.25 / 0.6
+    assert "x torch_adam" in note
+
+
+def test_the_step_ab_names_a_negative_live_tensor(capsys):
+    from benchmarks import bench_fused_ab
+
+    with pytest.raises(SystemExit):
+        bench_fused_ab.parse_args(["--live-mib", "-1"])
+    assert "--live-mib must be 0 or more, got -1" in capsys.readouterr().err
+
+
 def test_the_torch_worker_refuses_work_before_its_hello():
     import io
 

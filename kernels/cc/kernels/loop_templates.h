@@ -28,7 +28,7 @@ depend on `M`, and this file includes nothing but step_params.h and the C librar
 
 Every element-wise loop runs in chunks of kLagBytes: the gradient, buffer and covers of chunk c
 are read while the weights of chunk c - 1 are updated from the steps kept in L1 (WeightLag; SM3-II
-does so only where the weights sit near another stream, WeightsNeedLag, and otherwise updates each
+does so only where the weights sit near their buffer, WeightsNeedLag, and otherwise updates each
 packet's weights in place), and the streams are prefetched kPrefetchBytes ahead
 (PrefetchStreams); both are memory-system measures, they change no arithmetic. The last partial
 packet of a run is copied into padded lane arrays and goes through the same packet function as the
@@ -139,22 +139,20 @@ struct Lanes {
 constexpr int64_t kLagBytes = 2048;
 
 // The lag costs a store and a load of every step through L1 and splits the weight stream from
-// the others; where no other stream sits near the weights modulo 2 MiB (a bfloat16 buffer, no
-// buffer, a gradient placed elsewhere) the loop streamed faster without it
-// (docs/kernels_benchmark.md). So SM3-II's runs lag the weights only when the gradient or a
-// buffer of the weights' type is within 4 KiB of them modulo 2 MiB (WeightLagMode::kAuto).
-// Either way the arithmetic is the same.
+// the others. It pays only where a buffer of the weights' type sits within 4 KiB of them modulo
+// 2 MiB (WeightLagMode::kAuto), as TF places a variable's float32 momentum slot. A gradient at the
+// weights' offset does not call for it: with no buffer or a bfloat16 one the steps ran 10-14%
+// faster without the lag in that placement too (docs/kernels_benchmark.md). Either way the
+// arithmetic is the same.
 template <class M>
 bool WeightsNeedLag(const Run<typename M::Scalar>& run, WeightLagMode mode) {
   if (mode != WeightLagMode::kAuto) return mode == WeightLagMode::kAlways;
+  if (run.buffer_type != BufferType::kCompute) return false;
   constexpr uintptr_t kPeriod = uintptr_t{1} << 21, kNear = 4096;
-  auto near = [](const void* a, const void* b) {
-    const uintptr_t distance =
-        (reinterpret_cast<uintptr_t>(a) - reinterpret_cast<uintptr_t>(b)) & (kPeriod - 1);
-    return distance < kNear || distance > kPeriod - kNear;
-  };
-  return near(run.weight, run.grad) ||
-         (run.buffer_type == BufferType::kCompute && near(run.weight, run.buffer));
+  const uintptr_t distance = (reinterpret_cast<uintptr_t>(run.weight) -
+                              reinterpret_cast<uintptr_t>(run.buffer)) &
+                             (kPeriod - 1);
+  return distance < kNear || distance > kPeriod - kNear;
 }
 
 template <class M>
