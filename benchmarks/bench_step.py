@@ -15,7 +15,9 @@ PyTorch's fused Adam; GB/s = the bytes the optimizer must move per float32 param
 float32 buffer 20: reads g, w, buf, writes w, buf; bfloat16 buffer 16; no momentum 12; Adam 28)
 over the median time; that as a % of the limit, the fastest probe mix of the same run; the step
 time over the fastest bare probe loop with the contender's own streams ("x own loop": r1w2 for SM3
-with a float32 buffer, r1w1 without momentum, r1w3 for Keras Adam, `adam` for PyTorch); and the
+with a float32 buffer, r1w1 without momentum, r1w3 for Keras Adam, `adam` for PyTorch); the
+fused SM3 step over the same bare loop run on its own gradient, weights and buffer ("x
+same-memory loop", `SameMemoryLoop`: what the kernel costs beyond the memory TF gave it); and the
 peak extra memory of a step (TF's CPU allocator; n/a for PyTorch). Under each table, those bare
 loops of SM3's streams as ratios to PyTorch: on a machine where a step's time follows the bytes
 it reads (docs/kernels_benchmark.md), what no kernel with these streams can beat in this run. A
@@ -138,6 +140,48 @@ class TfContender:
         return None if extra is None else extra / 2**20
 
 
+class SameMemoryLoop:
+    """The probe's bare loop (Sm3>StreamOn) over one fused SM3 contender's own tensors: each
+    variable's gradient read, its weights and float32 buffer (if any) read and written in place.
+
+    It streams exactly the memory that contender's step streams, so `step / loop` is what the
+    kernel's arithmetic and covers cost on top of the memory TF gave it; the probe's own memory
+    can stream faster or slower (docs/kernels_benchmark.md). It changes the weights and buffers
+    (both stay finite), which only a benchmark may do.
+    """
+
+    def __init__(self, contender, variables, grads):
+        ops = kernel_loader.benchmark_ops()
+        calls = []
+        for variable, grad in zip(variables, grads):
+            _, buffer = contender.optimizer._state_of(variable)
+            written = [variable] + ([buffer] if buffer is not None else [])
+            calls.append((grad, [v.value.handle for v in written]))
+
+        def loop():
+            for grad, handles in calls:
+                ops.sm3_stream_on(reads=[grad], variables=handles)
+
+        self.loop = tf.function(loop)
+        self.loop()  # trace
+        self.wall = []
+
+    def record(self):
+        start = time.perf_counter()
+        self.loop()
+        self.wall.append(time.perf_counter() - start)
+
+
+def same_memory_loops(contenders, variables, grads):
+    """{contender name: SameMemoryLoop} for the fused SM3 contenders with a float32 or no buffer
+    (the loop has no bfloat16 stream)."""
+    return {
+        c.name: SameMemoryLoop(c, variables, grads)
+        for c in contenders
+        if c.name in ("sm3", "sm3_nomom")
+    }
+
+
 def make_contenders(names, shapes, torch_worker):
     variables = [
         keras.Variable(tf.random.normal(shape, stddev=0.02), name=f"v{i}")
@@ -175,7 +219,8 @@ def measure_workload(title, shapes, names, repeats, mixes, torch_worker):
     contenders, variables, grads = make_contenders(names, shapes, torch_worker)
     probe = stream_probe.StreamProbe(mixes) if mixes else None
     load_before = docs_output.load_average()
-    items = [c.record for c in contenders]
+    loops = same_memory_loops(contenders, variables, grads)
+    items = [c.record for c in contenders] + [loop.record for loop in loops.values()]
     if probe is not None:
         items += [lambda mix=mix, probe=probe: probe.record(mix) for mix in probe.mixes]
     time_rotation(items, repeats)
@@ -190,6 +235,9 @@ def measure_workload(title, shapes, names, repeats, mixes, torch_worker):
                 bytes_per_param=contender.bytes_per_param,
                 probe_mix=contender.probe_mix,
                 median_s=median,
+                same_memory_s=statistics.median(loops[contender.name].wall)
+                if contender.name in loops
+                else None,
                 min_s=min(contender.wall),
                 cpu_s=statistics.median(contender.cpu),
                 gbps=contender.bytes_per_param * params / median / 1e9,
@@ -199,7 +247,7 @@ def measure_workload(title, shapes, names, repeats, mixes, torch_worker):
     for contender in contenders:
         if hasattr(contender, "close"):
             contender.close()
-    del contenders, variables, grads, probe
+    del contenders, variables, grads, probe, loops
     gc.collect()
     return dict(
         workload=title,
@@ -282,6 +330,7 @@ def workload_table(workload):
                 f"{r['gbps']:.1f}",
                 _format(limit and 100 * r["gbps"] / limit, ".0f"),
                 _format(own and r["median_s"] / own, ".2f"),
+                _format(r.get("same_memory_s") and r["median_s"] / r["same_memory_s"], ".2f"),
                 _format(r["extra_mib"], ".2f"),
             ]
         )
@@ -295,6 +344,7 @@ def workload_table(workload):
         "GB/s",
         "% of limit",
         "x own loop",
+        "x same-memory loop",
         "peak extra MiB",
     ]
     return docs_output.format_table(headers, rows)

@@ -4,6 +4,8 @@ library (_sm3_benchmark_ops). */
 
 #include <cmath>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -215,6 +217,63 @@ class Sm3StreamProbeOp : public tensorflow::OpKernel {
 
 REGISTER_KERNEL_BUILDER(Name("Sm3>StreamProbe").Device(tensorflow::DEVICE_CPU),
                         Sm3StreamProbeOp);
+
+// The probe's bare loop over a step's own tensors (Sm3>StreamOn).
+class Sm3StreamOnOp : public tensorflow::OpKernel {
+ public:
+  explicit Sm3StreamOnOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("N", &reads_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("M", &writes_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("prefetch", &prefetch_));
+    probe_ = SelectProbe(reads_, writes_, /*non_temporal=*/false);
+    OP_REQUIRES(ctx, probe_ != nullptr,
+                absl::InvalidArgumentError("at most 3 `reads` and 3 `variables`."));
+  }
+
+  void Compute(OpKernelContext* ctx) override {
+    std::vector<VariableInput> inputs;
+    for (int k = 0; k < writes_; ++k) {
+      inputs.push_back({reads_ + k, absl::StrCat("variables[", k, "]")});
+    }
+    LockedVariables locked;
+    OP_REQUIRES_OK(ctx, locked.Acquire(ctx, inputs, /*sparse=*/false, /*use_locking=*/true));
+    float* pointers[6];
+    int64_t elements = -1;
+    auto take = [&](const Tensor& tensor, const std::string& name, int slot) -> absl::Status {
+      if (tensor.dtype() != tensorflow::DT_FLOAT) {
+        return absl::InvalidArgumentError(absl::StrCat("`", name, "` must be float32."));
+      }
+      if (elements >= 0 && tensor.NumElements() != elements) {
+        return absl::InvalidArgumentError(absl::StrCat("`", name, "` has ", tensor.NumElements(),
+                                                       " elements, the first input ", elements));
+      }
+      elements = tensor.NumElements();
+      pointers[slot] = const_cast<float*>(tensor.flat<float>().data());
+      return absl::OkStatus();
+    };
+    for (int k = 0; k < reads_; ++k) {
+      OP_REQUIRES_OK(ctx, take(ctx->input(k), absl::StrCat("reads[", k, "]"), k));
+    }
+    for (int k = 0; k < writes_; ++k) {
+      OP_REQUIRES_OK(ctx, take(locked.tensor(k), inputs[k].name, reads_ + k));
+    }
+    const int64_t packets = elements / 16;  // a tail of < 16 elements is left out
+    const Workers workers(ctx);
+    const int64_t chunks = std::max<int64_t>(
+        1, std::min<int64_t>(elements / kMinTileElements, kTilesPerThread * workers.num_threads()));
+    workers.ForEachUnit(chunks, [&](int64_t chunk) {
+      probe_(pointers, 16 * (packets * chunk / chunks), 16 * (packets * (chunk + 1) / chunks),
+             prefetch_);
+    });
+  }
+
+ private:
+  int reads_ = 0, writes_ = 1;
+  bool prefetch_ = true;
+  ProbeFn probe_ = nullptr;
+};
+
+REGISTER_KERNEL_BUILDER(Name("Sm3>StreamOn").Device(tensorflow::DEVICE_CPU), Sm3StreamOnOp);
 
 }  // namespace
 }  // namespace sm3

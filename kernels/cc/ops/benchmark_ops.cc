@@ -3,7 +3,8 @@ library does not contain it.
 
 Sm3>StreamProbe is the memory-bandwidth probe: the optimizers' own access mixes (k streams read,
 m streams read and written back in place), on TF's intra-op thread pool like the SM3 kernels, so
-"% of the limit" compares like with like. (The instruction set of the SM3 loops, Sm3>KernelIsa,
+"% of the limit" compares like with like. Sm3>StreamOn runs the same bare loop over a step's own
+tensors (its gradient, weights and buffer), so a step can be compared with the memory it has. (The instruction set of the SM3 loops, Sm3>KernelIsa,
 is in the product library: `python -m sm3_tf` reports it.)
 */
 #include "tensorflow/core/framework/common_shape_fns.h"
@@ -32,4 +33,19 @@ root and a division, which on some machines streams faster than the bare mix.
 `chunks_per_thread` cuts the work into that many contiguous chunks per thread of the pool (1 is
 PyTorch's `parallel_for` with grain 0: one chunk per thread); 0 uses the SM3 kernels' tiling
 (`kTilesPerThread` per thread, at least `kMinTileElements` each).
+)doc");
+
+REGISTER_OP("Sm3>StreamOn")
+    .Input("reads: N * float")
+    .Input("variables: M * resource")
+    .Attr("N: int >= 0")
+    .Attr("M: int >= 1")
+    .Attr("prefetch: bool = true")
+    .SetShapeFn(tensorflow::shape_inference::NoOutputs)
+    .Doc(R"doc(
+Sm3>StreamProbe's bare loop over given memory: every element of the `reads` tensors is read and
+every element of the float32 `variables` is read and written back in place (x = 0.5 x + 0.25 *
+sum), on TF's intra-op thread pool with the SM3 kernels' tiling. With a step's own gradient (read)
+and weights and buffer (variables) it streams exactly the memory that step streams, wherever TF
+placed it; it changes the variables' values (benchmarks only). At most 3 of each, all of one size.
 )doc");
