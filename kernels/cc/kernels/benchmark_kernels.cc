@@ -159,6 +159,24 @@ ProbeFn SelectProbe(int reads, int writes, bool non_temporal) {
   return table[reads][writes - 1](non_temporal);
 }
 
+// Runs `probe` over the first elements / 16 * 16 elements of every stream on TF's pool: with the
+// SM3 kernels' tiling (chunks_per_thread 0), or that many contiguous chunks per pool thread. A
+// tail of fewer than 16 elements is left out.
+void StreamInChunks(const Workers& workers, ProbeFn probe, float* const* pointers,
+                    int64_t elements, int64_t chunks_per_thread, bool prefetch) {
+  const int64_t packets = elements / 16;
+  if (packets == 0) return;
+  const int64_t chunks =
+      chunks_per_thread > 0
+          ? std::min<int64_t>(packets, chunks_per_thread * workers.num_threads())
+          : std::max<int64_t>(1, std::min<int64_t>(elements / kMinTileElements,
+                                                   kTilesPerThread * workers.num_threads()));
+  workers.ForEachUnit(chunks, [&](int64_t chunk) {
+    probe(pointers, 16 * (packets * chunk / chunks), 16 * (packets * (chunk + 1) / chunks),
+          prefetch);
+  });
+}
+
 class Sm3StreamProbeOp : public tensorflow::OpKernel {
  public:
   explicit Sm3StreamProbeOp(tensorflow::OpKernelConstruction* ctx) : OpKernel(ctx) {
@@ -194,18 +212,7 @@ class Sm3StreamProbeOp : public tensorflow::OpKernel {
                     streams, " streams of ", elements_, " (skew ", skew_, ").")));
     float* pointers[6];
     for (int s = 0; s < streams; ++s) pointers[s] = base + lead + s * stride;
-    const int64_t packets = elements_ / 16;
-    const Workers workers(ctx);
-    // The SM3 kernels' tiling, or `chunks_per_thread` contiguous chunks per pool thread.
-    const int64_t chunks =
-        chunks_per_thread_ > 0
-            ? std::min<int64_t>(packets, chunks_per_thread_ * workers.num_threads())
-            : std::max<int64_t>(1, std::min<int64_t>(elements_ / kMinTileElements,
-                                                     kTilesPerThread * workers.num_threads()));
-    workers.ForEachUnit(chunks, [&](int64_t chunk) {
-      probe_(pointers, 16 * (packets * chunk / chunks), 16 * (packets * (chunk + 1) / chunks),
-             prefetch_);
-    });
+    StreamInChunks(Workers(ctx), probe_, pointers, elements_, chunks_per_thread_, prefetch_);
   }
 
  private:
@@ -257,14 +264,7 @@ class Sm3StreamOnOp : public tensorflow::OpKernel {
     for (int k = 0; k < writes_; ++k) {
       OP_REQUIRES_OK(ctx, take(locked.tensor(k), inputs[k].name, reads_ + k));
     }
-    const int64_t packets = elements / 16;  // a tail of < 16 elements is left out
-    const Workers workers(ctx);
-    const int64_t chunks = std::max<int64_t>(
-        1, std::min<int64_t>(elements / kMinTileElements, kTilesPerThread * workers.num_threads()));
-    workers.ForEachUnit(chunks, [&](int64_t chunk) {
-      probe_(pointers, 16 * (packets * chunk / chunks), 16 * (packets * (chunk + 1) / chunks),
-             prefetch_);
-    });
+    StreamInChunks(Workers(ctx), probe_, pointers, elements, /*chunks_per_thread=*/0, prefetch_);
   }
 
  private:
