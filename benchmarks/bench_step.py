@@ -20,9 +20,9 @@ fused SM3 step over the same bare loop run on its own gradient, weights and buff
 same-memory loop", `SameMemoryLoop`: what the kernel costs beyond the memory TF gave it); and the
 peak extra memory of a step (TF's CPU allocator; n/a for PyTorch). Under each table, those bare
 loops of SM3's streams as ratios to PyTorch: on a machine where a step's time follows the bytes
-it reads (docs/kernels_benchmark.md), what no kernel with these streams can beat in this run. A
-last table times the fused step against the TF-ops step on tall-thin, narrow and size-1-axis
-shapes.
+it reads (docs/kernels_benchmark.md), what a kernel that streams them as the bare loop does
+cannot beat in this run. A last table times the fused step against the TF-ops step on
+tall-thin, narrow and size-1-axis shapes.
 
 Usage, from the repository root (the product kernels are built by `make setup`, the probe's
 library on first use or by `python -m sm3_tf.kernel_loader --build --benchmark-ops`; PyTorch's CPU
