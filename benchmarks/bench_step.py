@@ -217,15 +217,14 @@ def measure_workload(title, shapes, names, repeats, mixes, torch_worker):
     params = model_shapes.parameter_count([(None, s) for s in shapes])
     print(f"\n## {title}: {len(shapes)} variables, {params / 1e6:.1f}M parameters", flush=True)
     contenders, variables, grads = make_contenders(names, shapes, torch_worker)
-    probe = stream_probe.StreamProbe(mixes) if mixes else None
+    probe = stream_probe.StreamProbe(mixes)
     load_before = docs_output.load_average()
     loops = same_memory_loops(contenders, variables, grads)
     items = [c.record for c in contenders] + [loop.record for loop in loops.values()]
-    if probe is not None:
-        items += [lambda mix=mix, probe=probe: probe.record(mix) for mix in probe.mixes]
+    items += [lambda mix=mix, probe=probe: probe.record(mix) for mix in probe.mixes]
     time_rotation(items, repeats)
-    bandwidths = probe.bandwidths() if probe is not None else {}
-    ns_per_element = probe.ns_per_element() if probe is not None else {}
+    bandwidths = probe.bandwidths()
+    ns_per_element = probe.ns_per_element()
     results = []
     for contender in contenders:
         median = statistics.median(contender.wall)

@@ -19,8 +19,12 @@ from benchmarks import docs_output
 
 
 def _existing_run_dir(path):
-    if not os.path.isfile(os.path.join(path, "run_info.json")):
-        raise argparse.ArgumentTypeError(f"{path} is not a trainer run (no run_info.json)")
+    from sm3_t2t import run_dir
+
+    if not run_dir.has_run_info(path):
+        raise argparse.ArgumentTypeError(
+            f"{path} is not a trainer run (no {run_dir.RUN_INFO_FILE})"
+        )
     return path
 
 

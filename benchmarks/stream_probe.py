@@ -13,7 +13,7 @@ extra read). The default mixes are the optimizers' own:
   r1w3  28 B  g read, w, m and v read and written  (Adam)
   r3w1  20 B  Adam's four read streams, one of them written back: against r1w3 it shows what
               the in-place stores cost; on this VM little (r1w3 took 11-18% longer, a stored
-              stream costing about a quarter of a read one), so a step's time follows the
+              stream costing about 0.3 of a read one), so a step's time follows the
               bytes it reads (SM3: 12, 10 or 8 per parameter; Adam 16)
 
   adam  28 B  r1w3 doing Adam's own arithmetic in PyTorch's load/store order (with and without

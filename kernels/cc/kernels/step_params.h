@@ -12,7 +12,7 @@ linker would be free to pick an AVX-512 copy for a CPU without it).
 namespace sm3 {
 
 // Whether SM3-II's loops run the weight stream behind the others (loop_templates.h, WeightLag):
-// where the weights sit near another stream (kAuto), or always / never
+// where a buffer of the weights' type sits near them (kAuto, WeightsNeedLag), or always / never
 // ($SM3_TF_WEIGHT_LAG=always|never: the tests run both ways; the results are the same).
 enum class WeightLagMode { kAuto, kAlways, kNever };
 

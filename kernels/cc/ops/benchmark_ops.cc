@@ -26,7 +26,7 @@ Streams `reads + writes` float32 arrays of `elements` each, laid out one after a
 float32 variable `memory`, `skew` floats apart beyond 64-byte alignment (0: the streams sit at the
 same offset modulo 2 MiB, as TF's allocator places equal-sized tensors). Per element it reads
 every stream and writes the last `writes` back in place (x = 0.5 x + 0.25 * sum): 4 * (reads +
-2 * writes) bytes. `prefetch` asks for the lines 4 KiB ahead, as the SM3 loops do;
+2 * writes) bytes. `prefetch` asks for the lines 4 KiB ahead (the SM3 loops: 8 KiB);
 `non_temporal` stores around the caches. `adam` (1 read, 3 written streams only) does Adam's own
 arithmetic on them (g; w, m, v), in PyTorch's order: its loads and stores are paced by a square
 root and a division, which on some machines streams faster than the bare mix.
