@@ -24,6 +24,12 @@ it reads (docs/kernels_benchmark.md), what a kernel that streams them as the bar
 cannot beat in this run. A last table times the fused step against the TF-ops step on
 tall-thin, narrow and size-1-axis shapes.
 
+Memory pages: by default the run restarts itself once with GLIBC_TUNABLES=glibc.malloc.hugetlb=1,
+so TF's tensors and (inherited) the PyTorch worker's sit on 2 MiB transparent huge pages alike
+(`benchmarks.huge_pages`; each caption says how many MiB of each process do). On the project's
+VM streams over 4 KiB pages ran up to 40% slower depending on how scattered the pages were, which
+made runs differ; `--no-huge-pages` measures glibc's default 4 KiB pages.
+
 Usage, from the repository root (the product kernels are built by `make setup`, the probe's
 library on first use or by `python -m sm3_tf.kernel_loader --build --benchmark-ops`; PyTorch's CPU
 wheel comes with `make bench`, or `pip install -e '.[torch-bench]' --extra-index-url
@@ -46,7 +52,14 @@ import time
 import keras
 import tensorflow as tf
 
-from benchmarks import docs_output, model_shapes, roster, stream_probe, torch_adam_worker
+from benchmarks import (
+    docs_output,
+    huge_pages,
+    model_shapes,
+    roster,
+    stream_probe,
+    torch_adam_worker,
+)
 from sm3_tf import kernel_loader
 
 
@@ -218,6 +231,10 @@ def measure_workload(title, shapes, names, repeats, mixes, torch_worker):
     print(f"\n## {title}: {len(shapes)} variables, {params / 1e6:.1f}M parameters", flush=True)
     contenders, variables, grads = make_contenders(names, shapes, torch_worker)
     probe = stream_probe.StreamProbe(mixes)
+    huge_mib = dict(tf=huge_pages.huge_mib())
+    for contender in contenders:
+        if getattr(contender, "huge_mib", None) is not None:
+            huge_mib[contender.name] = contender.huge_mib
     load_before = docs_output.load_average()
     loops = same_memory_loops(contenders, variables, grads)
     items = [c.record for c in contenders] + [loop.record for loop in loops.values()]
@@ -255,6 +272,7 @@ def measure_workload(title, shapes, names, repeats, mixes, torch_worker):
         results=results,
         probe_gbps=bandwidths,
         probe_ns_per_element=ns_per_element,
+        huge_mib=huge_mib,
         load_before=load_before,
         load_after=docs_output.load_average(),
     )
@@ -275,6 +293,14 @@ def measure_shapes(shapes, repeats):
 
 def _format(value, spec, missing="n/a"):
     return missing if value is None else format(value, spec)
+
+
+def pages_note(workload):
+    """The caption's "; on 2 MiB pages: tf N MiB, torch_adam M MiB", or "" when none is known."""
+    known = {k: v for k, v in workload.get("huge_mib", {}).items() if v is not None}
+    if not known:
+        return ""
+    return "; on 2 MiB pages: " + ", ".join(f"{name} {mib:.0f} MiB" for name, mib in known.items())
 
 
 def own_loop_s(workload, mix):
@@ -388,6 +414,14 @@ def parse_args(argv):
         "--probe-non-temporal", action="store_true", help="also probe non-temporal stores"
     )
     parser.add_argument(
+        "--huge-pages",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run TF and PyTorch alike with their tensors on 2 MiB pages (restarts with "
+        "GLIBC_TUNABLES=glibc.malloc.hugetlb=1; on this VM 4 KiB pages made stream speed "
+        "depend on where the pages landed)",
+    )
+    parser.add_argument(
         "--no-publish", action="store_true", help="print only; leave docs/results alone"
     )
     args = parser.parse_args(argv)
@@ -407,13 +441,15 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    if argv is None:  # a command line: glibc reads the page setting only at start-up
+        huge_pages.restart_with(args.huge_pages)
     tf.get_logger().setLevel("ERROR")  # every contender and probe mix is its own tf.function
     stopwatch = docs_output.Stopwatch()
     ops = kernel_loader.ops()
     header = (
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
         f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
-        f"SM3 kernel loops: {ops.sm3_kernel_isa().numpy().decode()}"
+        f"SM3 kernel loops: {ops.sm3_kernel_isa().numpy().decode()}; {huge_pages.describe()}"
     )
     print(header, flush=True)
     torch_worker, torch_note = None, None
@@ -441,7 +477,7 @@ def main(argv=None):
     for w in workloads:
         caption = (
             f"{w['workload']} ({w['variables']} variables, {w['params'] / 1e6:.1f}M parameters), "
-            f"load average {w['load_before']} before, {w['load_after']} after:"
+            f"load average {w['load_before']} before, {w['load_after']} after{pages_note(w)}:"
         )
         table = workload_table(w)
         note = floor_note(w)

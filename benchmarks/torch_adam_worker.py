@@ -5,7 +5,7 @@ stdin/stdout, one JSON object per line, so that PyTorch never loads into the Ten
 its OpenMP threads and TensorFlow's thread pools never share a process while the other is timed.
 
     {"cmd": "hello"}   ->  {"torch": "2.6.0+cpu", "threads": 2}  or  {"unavailable": "why not"}
-    {"cmd": "build", "shapes": [[8192, 8192], ...]}  ->  {"params": 67108864}
+    {"cmd": "build", "shapes": [[8192, 8192], ...]}  ->  {"params": 67108864, "huge_mib": 1024.0}
     {"cmd": "step"}                                   ->  {"wall": 0.031, "cpu": 0.060}
     {"cmd": "free"}                                   ->  {"ok": true}
     {"cmd": "quit"}                                   ->  (exits)
@@ -22,6 +22,7 @@ import sys
 import time
 
 from benchmarks import processes
+from benchmarks.huge_pages import huge_mib
 
 NAME = "torch_adam"  # its benchmarks.roster entry
 BYTES_PER_PARAM = 28
@@ -66,7 +67,8 @@ class Worker:
         self.optimizer = torch.optim.Adam(self.parameters, lr=1e-3, fused=True)
         for _ in range(2):  # state allocation, then one more warm-up step
             self.optimizer.step()
-        return {"params": sum(p.numel() for p in self.parameters)}
+        # How much of the process sits on 2 MiB pages (huge_pages: bench_step's --huge-pages).
+        return {"params": sum(p.numel() for p in self.parameters), "huge_mib": huge_mib()}
 
     def step(self):
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -132,8 +134,8 @@ class Client:
 
     def contender(self, shapes):
         """A contender (bench_step's interface) whose tensors live in the worker."""
-        self.request(cmd="build", shapes=[list(s) for s in shapes])
-        return Contender(self)
+        reply = self.request(cmd="build", shapes=[list(s) for s in shapes])
+        return Contender(self, reply.get("huge_mib"))
 
     def quit(self):
         if self.process.poll() is None:
@@ -147,8 +149,9 @@ class Contender:
     bytes_per_param = BYTES_PER_PARAM
     probe_mix = "adam"  # stream_probe's mix doing Adam's arithmetic in PyTorch's order
 
-    def __init__(self, client):
+    def __init__(self, client, huge_mib=None):
         self.client = client
+        self.huge_mib = huge_mib  # MiB of the worker on 2 MiB pages, None where unknown
         self.wall, self.cpu = [], []
 
     def record(self):
