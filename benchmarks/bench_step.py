@@ -43,10 +43,12 @@ are to Keras Adam):
 import argparse
 import dataclasses
 import gc
+import json
 import os
 import re
 import statistics
 import sys
+import tempfile
 import time
 
 import keras
@@ -56,6 +58,7 @@ from benchmarks import (
     docs_output,
     huge_pages,
     model_shapes,
+    processes,
     roster,
     stream_probe,
     torch_adam_worker,
@@ -424,6 +427,12 @@ def parse_args(argv):
     parser.add_argument(
         "--no-publish", action="store_true", help="print only; leave docs/results alone"
     )
+    parser.add_argument(
+        "--results-json",
+        metavar="PATH",
+        help="measure here, in this process, and write the workloads to PATH (what the "
+        "process bench_step starts for each workload does); no tables, nothing published",
+    )
     args = parser.parse_args(argv)
     args.names = [n for n in args.contenders.split(",") if n]
     unknown = [n for n in args.names if n not in CONTENDERS]
@@ -439,19 +448,8 @@ def parse_args(argv):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if argv is None:  # a command line: glibc reads the page setting only at start-up
-        huge_pages.restart_with(args.huge_pages)
-    tf.get_logger().setLevel("ERROR")  # every contender and probe mix is its own tf.function
-    stopwatch = docs_output.Stopwatch()
-    ops = kernel_loader.ops()
-    header = (
-        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
-        f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
-        f"SM3 kernel loops: {ops.sm3_kernel_isa().numpy().decode()}; {huge_pages.describe()}"
-    )
-    print(header, flush=True)
+def measure_workloads(args):
+    """{"torch": note, "workloads": [...]} for the workloads `args` names, in this process."""
     torch_worker, torch_note = None, None
     if torch_adam_worker.NAME in args.names:
         torch_worker, torch_note = torch_adam_worker.start()
@@ -472,6 +470,64 @@ def main(argv=None):
     finally:
         if torch_worker is not None:
             torch_worker.quit()
+    return dict(torch=torch_note, workloads=workloads)
+
+
+def workload_arguments(args):
+    """The command-line arguments of one process per workload (the model, then each matrix).
+
+    A workload measured after another in the same process ran in what the first left behind:
+    8192x8192 after Transformer-Big took 0.86-1.04x PyTorch's step with a float32 buffer, alone
+    0.78x (docs/kernels_benchmark.md). Its own process, and its own PyTorch worker, start clean.
+    """
+    common = [
+        "--contenders", ",".join(args.names),
+        "--repeats", str(args.repeats),
+        "--shapes", "",
+        "--huge-pages" if args.huge_pages else "--no-huge-pages",
+    ]  # fmt: skip
+    if args.probe_non_temporal:
+        common.append("--probe-non-temporal")
+    runs = [] if args.model == "none" else [["--model", args.model, "--matrices", ""]]
+    runs += [["--model", "none", "--matrices", "x".join(map(str, s))] for s in args.matrix_shapes]
+    return [run + common for run in runs]
+
+
+def measure_in_own_process(args, arguments):
+    """Runs bench_step with `arguments` in a new process; returns what it measured."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, "workload.json")
+        done = processes.run_module(
+            "bench_step", *arguments, "--results-json", path, capture_output=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"bench_step {' '.join(arguments)} failed (exit code {done.returncode})"
+            )
+        with open(path) as f:
+            return json.load(f)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if argv is None:  # a command line: glibc reads the page setting only at start-up
+        huge_pages.restart_with(args.huge_pages)
+    tf.get_logger().setLevel("ERROR")  # every contender and probe mix is its own tf.function
+    stopwatch = docs_output.Stopwatch()
+    ops = kernel_loader.ops()
+    header = (
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
+        f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
+        f"SM3 kernel loops: {ops.sm3_kernel_isa().numpy().decode()}; {huge_pages.describe()}"
+    )
+    print(header, flush=True)
+    if args.results_json:  # one workload, measured for the process that started this one
+        with open(args.results_json, "w") as f:
+            json.dump(measure_workloads(args), f)
+        return 0
+    measured = [measure_in_own_process(args, arguments) for arguments in workload_arguments(args)]
+    torch_note = next((m["torch"] for m in measured if m["torch"]), None)
+    workloads = [w for m in measured for w in m["workloads"]]
     shape_rows = measure_shapes(args.sweep_shapes, max(3, args.repeats))
     tables = []
     for w in workloads:

@@ -117,3 +117,24 @@ def test_the_torch_worker_reports_its_huge_pages():
     assert built["params"] == 16
     # The same process here: a figure where the kernel gives one (Linux), else None.
     assert isinstance(built["huge_mib"], type(huge_pages.huge_mib()))
+
+
+def test_bench_step_measures_each_workload_in_a_process_of_its_own():
+    args = bench_step.parse_args(
+        ["--matrices", "64x64,32x16", "--contenders", "sm3,adam", "--repeats", "2",
+         "--no-huge-pages"]
+    )  # fmt: skip
+    common = ["--contenders", "sm3,adam", "--repeats", "2", "--shapes", "", "--no-huge-pages"]
+    assert bench_step.workload_arguments(args) == [
+        ["--model", "transformer_big", "--matrices", "", *common],
+        ["--model", "none", "--matrices", "64x64", *common],
+        ["--model", "none", "--matrices", "32x16", *common],
+    ]
+    for arguments in bench_step.workload_arguments(args):  # each parses as one workload
+        child = bench_step.parse_args([*arguments, "--results-json", "out.json"])
+        assert len(child.matrix_shapes) + (child.model != "none") == 1
+        assert child.names == ["sm3", "adam"] and not child.huge_pages
+    args = bench_step.parse_args(["--model", "none", "--probe-non-temporal"])
+    (only,) = bench_step.workload_arguments(args)
+    assert only[:4] == ["--model", "none", "--matrices", "8192x8192"]
+    assert only[-2:] == ["--huge-pages", "--probe-non-temporal"]
