@@ -440,6 +440,8 @@ def parse_args(argv):
         parser.error(f"unknown --contenders {unknown}; choose from {CONTENDERS}")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.results_json and not os.path.isdir(os.path.dirname(os.path.abspath(args.results_json))):
+        parser.error(f"--results-json {args.results_json}: its directory does not exist")
     try:
         args.matrix_shapes = [parse_shape(m) for m in args.matrices.split(",") if m]
         args.sweep_shapes = [parse_shape(s) for s in args.shapes.split(",") if s]
@@ -518,7 +520,8 @@ def main(argv=None):
     header = (
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, "
         f"intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
-        f"SM3 kernel loops: {ops.sm3_kernel_isa().numpy().decode()}; {huge_pages.describe()}"
+        f"SM3 kernel loops: {ops.sm3_kernel_isa().numpy().decode()}; "
+        + huge_pages.describe(args.huge_pages)
     )
     print(header, flush=True)
     if args.results_json:  # one workload, measured for the process that started this one

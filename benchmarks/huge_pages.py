@@ -86,13 +86,16 @@ def restart_with(on, environ=None, execve=os.execve):
     execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
 
-def describe():
-    """One line for a results header: which pages this process's tensors get, and why."""
-    if not requested():
-        return "memory pages: 4 KiB (glibc's default; --huge-pages puts tensors on 2 MiB pages)"
+def describe(wanted, environ=None):
+    """One line for a results header: which pages this process's tensors got, given whether
+    2 MiB pages were `wanted`, and why not where they were wanted but not had."""
+    if not wanted:
+        return "memory pages: 4 KiB (--no-huge-pages: glibc's default)"
     reason = available()
     if reason:
-        return f"memory pages: 4 KiB ({SETTING} asked for, but {reason})"
+        return f"memory pages: 4 KiB (2 MiB pages asked for, but {reason})"
+    if not requested(environ):
+        return f"memory pages: 4 KiB (2 MiB pages asked for; started without {SETTING})"
     return (
         f"memory pages: 2 MiB transparent huge pages for TF's and PyTorch's tensors alike "
         f"(GLIBC_TUNABLES={SETTING}, THP mode {thp_mode()})"

@@ -138,3 +138,22 @@ def test_bench_step_measures_each_workload_in_a_process_of_its_own():
     (only,) = bench_step.workload_arguments(args)
     assert only[:4] == ["--model", "none", "--matrices", "8192x8192"]
     assert only[-2:] == ["--huge-pages", "--probe-non-temporal"]
+
+
+def test_bench_step_refuses_a_results_path_it_cannot_write(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        bench_step.parse_args(["--results-json", str(tmp_path / "no_such_dir" / "w.json")])
+    assert "--results-json" in capsys.readouterr().err
+    assert bench_step.parse_args(["--results-json", str(tmp_path / "w.json")]).results_json
+
+
+def test_describe_says_which_pages_and_why(monkeypatch):
+    monkeypatch.setattr(huge_pages, "available", lambda: None)
+    on = {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
+    assert "2 MiB" in huge_pages.describe(True, on)
+    assert huge_pages.describe(False, on).startswith("memory pages: 4 KiB (--no-huge-pages")
+    assert "started without glibc.malloc.hugetlb=1" in huge_pages.describe(True, {})
+    monkeypatch.setattr(huge_pages, "available", lambda: "not a glibc system")
+    assert huge_pages.describe(True, on) == (
+        "memory pages: 4 KiB (2 MiB pages asked for, but not a glibc system)"
+    )
