@@ -8,7 +8,9 @@ Keras `apply` inside a `tf.function`; PyTorch's `Adam(fused=True)` runs in a pro
 (`benchmarks.roster`); `sm3_xla` is its `sm3` entry compiled with XLA. Contenders and the
 bandwidth probe (`benchmarks.stream_probe`) are timed one at a time, in an order rotated every
 repetition, with a short pause between them so no thread pool is still spinning from the previous
-one; the table shows medians. All ratios are within this one run.
+one; the table shows medians. All ratios are within this one run. Each workload is measured in a
+fresh process of its own (`--results-json`), with its own PyTorch worker, so that none runs in
+what the one before it left behind.
 
 Columns: step time (median and minimum wall-clock, median CPU time of the process); the ratio to
 PyTorch's fused Adam; GB/s = the bytes the optimizer must move per float32 parameter (SM3 with a
