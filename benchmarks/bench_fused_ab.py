@@ -7,7 +7,8 @@ step, and PyTorch's `Adam(fused=True)` runs in its own worker process in the sam
 shared machine this is the comparison that survives load: every variant sees the same memory
 (the same variables) and the same moments of load, and each is a ratio to PyTorch in the same
 run. Prints the median, 25th percentile and minimum of each, and the ratios
-(docs/kernels_benchmark.md).
+(docs/kernels_benchmark.md). As bench_step, it puts TF's and PyTorch's tensors on 2 MiB pages
+(restarting itself once with glibc's huge-page tunable; `--no-huge-pages` for 4 KiB).
 
     python -m benchmarks.bench_fused_ab                                  # weight lag, 8192x8192
     python -m benchmarks.bench_fused_ab --workload transformer_big --repeats 11
@@ -28,7 +29,7 @@ import time
 import keras
 import tensorflow as tf
 
-from benchmarks import bench_step, model_shapes, roster, torch_adam_worker
+from benchmarks import bench_step, huge_pages, model_shapes, roster, torch_adam_worker
 
 PAUSE_S = 0.05  # as bench_step: the previous contender's threads go idle first
 
@@ -53,6 +54,12 @@ def parse_args(argv):
         default=0,
         help="allocate a float32 tensor of this many MiB before the workload and keep it live",
     )
+    parser.add_argument(
+        "--huge-pages",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="TF's and PyTorch's tensors on 2 MiB pages alike, as in bench_step",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 4:
         parser.error("--repeats must be at least 4 (the table shows quartiles)")
@@ -63,7 +70,10 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    if argv is None:  # a command line: glibc reads the page setting only at start-up
+        huge_pages.restart_with(args.huge_pages)
     tf.get_logger().setLevel("ERROR")
+    print(huge_pages.describe(args.huge_pages), flush=True)
     shapes = workload_shapes(args.workload)
     settings = args.settings.split(",")
     client, note = torch_adam_worker.start()

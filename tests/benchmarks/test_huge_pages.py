@@ -157,3 +157,10 @@ def test_describe_says_which_pages_and_why(monkeypatch):
     assert huge_pages.describe(True, on) == (
         "memory pages: 4 KiB (2 MiB pages asked for, but not a glibc system)"
     )
+
+
+def test_the_step_ab_takes_the_same_pages_flag():
+    from benchmarks import bench_fused_ab
+
+    assert bench_fused_ab.parse_args([]).huge_pages
+    assert not bench_fused_ab.parse_args(["--no-huge-pages"]).huge_pages
