@@ -54,12 +54,7 @@ def parse_args(argv):
         default=0,
         help="allocate a float32 tensor of this many MiB before the workload and keep it live",
     )
-    parser.add_argument(
-        "--huge-pages",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="TF's and PyTorch's tensors on 2 MiB pages alike, as in bench_step",
-    )
+    huge_pages.add_flag(parser)
     args = parser.parse_args(argv)
     if args.repeats < 4:
         parser.error("--repeats must be at least 4 (the table shows quartiles)")

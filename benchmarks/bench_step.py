@@ -418,14 +418,7 @@ def parse_args(argv):
     parser.add_argument(
         "--probe-non-temporal", action="store_true", help="also probe non-temporal stores"
     )
-    parser.add_argument(
-        "--huge-pages",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="run TF and PyTorch alike with their tensors on 2 MiB pages (restarts with "
-        "GLIBC_TUNABLES=glibc.malloc.hugetlb=1; on this VM 4 KiB pages made stream speed "
-        "depend on where the pages landed)",
-    )
+    huge_pages.add_flag(parser)
     parser.add_argument(
         "--no-publish", action="store_true", help="print only; leave docs/results alone"
     )

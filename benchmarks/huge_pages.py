@@ -10,6 +10,7 @@ tunable is read once, at start-up, so a benchmark that wants it restarts itself 
 (`restart_with`), and its PyTorch worker inherits it.
 """
 
+import argparse
 import os
 import platform
 import sys
@@ -19,6 +20,19 @@ SETTING = f"{TUNABLE}=1"
 THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
 SMAPS_ROLLUP = "/proc/self/smaps_rollup"
 _RESTARTED = "SM3_BENCH_PAGES_RESTARTED"  # set on the restarted process: restart only once
+
+
+def add_flag(parser):
+    """`--huge-pages` / `--no-huge-pages` (default on) on a benchmark's argument parser; pass
+    the parsed value to `restart_with` and `describe`."""
+    parser.add_argument(
+        "--huge-pages",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run TF and PyTorch alike with their tensors on 2 MiB pages (restarts with "
+        f"GLIBC_TUNABLES={SETTING}; on this VM 4 KiB pages made stream speed depend on where "
+        "the pages landed)",
+    )
 
 
 def with_setting(tunables, on):
