@@ -435,8 +435,11 @@ def parse_args(argv):
         parser.error(f"unknown --contenders {unknown}; choose from {CONTENDERS}")
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    if args.results_json and not os.path.isdir(os.path.dirname(os.path.abspath(args.results_json))):
-        parser.error(f"--results-json {args.results_json}: its directory does not exist")
+    if args.results_json is not None:
+        if not args.results_json or os.path.isdir(args.results_json):
+            parser.error(f"--results-json must name a file, got {args.results_json!r}")
+        if not os.path.isdir(os.path.dirname(os.path.abspath(args.results_json))):
+            parser.error(f"--results-json {args.results_json}: its directory does not exist")
     try:
         args.matrix_shapes = [parse_shape(m) for m in args.matrices.split(",") if m]
         args.sweep_shapes = [parse_shape(s) for s in args.shapes.split(",") if s]
@@ -519,7 +522,7 @@ def main(argv=None):
         + huge_pages.describe(args.huge_pages)
     )
     print(header, flush=True)
-    if args.results_json:  # one workload, measured for the process that started this one
+    if args.results_json is not None:  # one workload, for the process that started this
         with open(args.results_json, "w") as f:
             json.dump(measure_workloads(args), f)
         return 0

@@ -144,6 +144,10 @@ def test_bench_step_refuses_a_results_path_it_cannot_write(tmp_path, capsys):
     with pytest.raises(SystemExit):
         bench_step.parse_args(["--results-json", str(tmp_path / "no_such_dir" / "w.json")])
     assert "--results-json" in capsys.readouterr().err
+    for not_a_file in ("", str(tmp_path)):
+        with pytest.raises(SystemExit):
+            bench_step.parse_args(["--results-json", not_a_file])
+        assert "--results-json must name a file" in capsys.readouterr().err
     assert bench_step.parse_args(["--results-json", str(tmp_path / "w.json")]).results_json
 
 
