@@ -513,6 +513,11 @@ def main(argv=None):
     if argv is None:  # a command line: glibc reads the page setting only at start-up
         huge_pages.restart_with(args.huge_pages)
     tf.get_logger().setLevel("ERROR")  # every contender and probe mix is its own tf.function
+    # One workload, for the process that started this one; that process prints the header.
+    if args.results_json is not None:
+        with open(args.results_json, "w") as f:
+            json.dump(measure_workloads(args), f)
+        return 0
     stopwatch = docs_output.Stopwatch()
     ops = kernel_loader.ops()
     header = (
@@ -522,10 +527,6 @@ def main(argv=None):
         + huge_pages.describe(args.huge_pages)
     )
     print(header, flush=True)
-    if args.results_json is not None:  # one workload, for the process that started this
-        with open(args.results_json, "w") as f:
-            json.dump(measure_workloads(args), f)
-        return 0
     measured = [measure_in_own_process(args, arguments) for arguments in workload_arguments(args)]
     torch_note = next((m["torch"] for m in measured if m["torch"]), None)
     workloads = [w for m in measured for w in m["workloads"]]
